@@ -44,13 +44,20 @@
 //! # fn main() {}
 //! ```ignore
 
+pub mod actix;
+pub mod config;
 pub mod diff;
+pub mod hub;
 pub mod instance;
 pub mod mutation;
+pub mod protocol;
 pub mod registry;
+pub mod session;
 pub mod store;
 
+pub use config::{Config, ConnectRequest, Refusal};
 pub use diff::{Change, Changes, Diff};
+pub use hub::{Hub, HubError};
 pub use instance::{Applied, JoinError, LiveStore, MutationError};
 pub use mutation::Mutation;
 pub use registry::{Registry, RegistryError, StoreEntry};

@@ -1,0 +1,307 @@
+//! Configuration of a storex endpoint: its path, limits and hooks, and its hub.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::hub::Hub;
+use crate::store::Extensions;
+
+/// The default path of the endpoint (PROTOCOL.md).
+pub const DEFAULT_PATH: &str = "/storex";
+
+type SessionIdFn = dyn Fn() -> String + Send + Sync;
+type ConnectFn = dyn Fn(&ConnectRequest) -> Result<Extensions, Refusal> + Send + Sync;
+
+/// How a storex endpoint behaves. Every value has a sensible default; each server has its own
+/// [`Hub`] (reach it with [`Config::hub`] to mutate stores from server code).
+///
+/// ```
+/// use std::time::Duration;
+/// let config = storex::Config::new("/storex")
+///     .idle_timeout(Duration::from_secs(60))
+///     .max_frame_size(64 * 1024)
+///     .max_stores_per_session(16)
+///     .allowed_origins(["https://example.com"]);
+/// let hub = config.hub().clone();
+/// # let _ = hub;
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) path: String,
+    pub(crate) max_frame_size: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) send_timeout: Duration,
+    pub(crate) inbox_capacity: usize,
+    pub(crate) max_stores_per_session: usize,
+    pub(crate) session_id: Arc<SessionIdFn>,
+    pub(crate) on_connect: Option<Arc<ConnectFn>>,
+    pub(crate) allowed_origins: Option<Arc<[String]>>,
+    pub(crate) hub: Hub,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("send_timeout", &self.send_timeout)
+            .field("inbox_capacity", &self.inbox_capacity)
+            .field("max_stores_per_session", &self.max_stores_per_session)
+            .field("on_connect", &self.on_connect.is_some())
+            .field("allowed_origins", &self.allowed_origins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new(DEFAULT_PATH)
+    }
+}
+
+impl From<&str> for Config {
+    fn from(path: &str) -> Self {
+        Self::new(path)
+    }
+}
+
+impl Config {
+    /// The defaults, served at `path`: frames up to 64 KiB, idle timeout 60 s (the client pings
+    /// every 30 s), 10 s to hand a frame to a client that does not read, 256 queued server-side
+    /// mutations per session, 32 stores per session, 21-character random session ids,
+    /// any origin, no connect hook.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            max_frame_size: 64 * 1024,
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(10),
+            inbox_capacity: 256,
+            max_stores_per_session: 32,
+            session_id: Arc::new(random_session_id),
+            on_connect: None,
+            allowed_origins: None,
+            hub: Hub::new(),
+        }
+    }
+
+    /// The path the endpoint is mounted at.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The hub of this endpoint's sessions, for server-side mutations.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The largest frame a client may send; a larger one closes its socket with 1009.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// How long a socket may stay silent (no frame, not even a ping) before the server closes it.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long the server waits to hand a frame to a client that does not read before it drops
+    /// the connection (the client re-joins with a fresh state when it reconnects).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// How many server-side mutations may wait for one session; past that the session is
+    /// considered stuck and closed with 1008.
+    pub fn inbox_capacity(mut self, capacity: usize) -> Self {
+        self.inbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// How many stores one connection may join.
+    pub fn max_stores_per_session(mut self, max: usize) -> Self {
+        self.max_stores_per_session = max;
+        self
+    }
+
+    /// How session ids are made (Storex's `session_id_library`). Ids must be unique and
+    /// unguessable.
+    pub fn session_id(mut self, generate: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.session_id = Arc::new(generate);
+        self
+    }
+
+    /// A check run on every connection request (the WebSocket upgrade and the HTTP join) before
+    /// anything else: refuse it, or attach values that init and mutations read through
+    /// [`Session::get`](crate::Session::get).
+    pub fn on_connect(
+        mut self,
+        hook: impl Fn(&ConnectRequest) -> Result<Extensions, Refusal> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Accept WebSocket upgrades only from pages of these origins (`scheme://host[:port]`).
+    /// A request without an `Origin` header (not a browser) is accepted.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    pub(crate) fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        match (&self.allowed_origins, origin) {
+            (None, _) | (Some(_), None) => true,
+            (Some(allowed), Some(origin)) => allowed.iter().any(|allowed| allowed == origin),
+        }
+    }
+}
+
+/// A 21-character id of URL-safe characters from the thread's cryptographic generator
+/// (126 bits, as a Nanoid).
+pub fn random_session_id() -> String {
+    const ALPHABET: &[u8; 64] = b"useandom-26T198340PX75pxJACKVERYMINDBUSHWOLF_GQZbfghjklqvwyzrict";
+    let mut bytes = [0u8; 21];
+    rand::fill(&mut bytes);
+    bytes
+        .iter()
+        .map(|byte| ALPHABET[usize::from(byte & 63)] as char)
+        .collect()
+}
+
+/// A connection request as the connect hook sees it: headers, cookies, query and peer.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectRequest {
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    peer: Option<SocketAddr>,
+}
+
+impl ConnectRequest {
+    /// A request with these headers (any case), query pairs (decoded) and peer address.
+    pub fn new(
+        headers: Vec<(String, String)>,
+        query: Vec<(String, String)>,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        let headers = headers
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value));
+        Self {
+            headers: headers.collect(),
+            query,
+            peer,
+        }
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The value of cookie `name`, from the `Cookie` headers.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(header, _)| header == "cookie")
+            .flat_map(|(_, value)| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(cookie, _)| *cookie == name)
+            .map(|(_, value)| value)
+    }
+
+    /// The first value of query parameter `name`, decoded.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The address of the peer, when known.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+}
+
+/// A connect hook's refusal: the HTTP status and the message sent back instead of the upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 401, 403 or another 4xx status.
+    pub status: u16,
+    /// Why, in words for the client.
+    pub message: String,
+}
+
+impl Refusal {
+    /// 401 Unauthorized with `message`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: 401,
+            message: message.into(),
+        }
+    }
+
+    /// 403 Forbidden with `message`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: 403,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_21_url_safe_characters_and_differ() {
+        let a = random_session_id();
+        let b = random_session_id();
+        assert_eq!(a.len(), 21);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn reads_headers_cookies_and_query() {
+        let request = ConnectRequest::new(
+            vec![
+                ("Cookie".into(), "a=1; token=abc.def".into()),
+                ("Origin".into(), "http://x".into()),
+            ],
+            vec![("token".into(), "q".into())],
+            None,
+        );
+        assert_eq!(request.header("origin"), Some("http://x"));
+        assert_eq!(request.cookie("token"), Some("abc.def"));
+        assert_eq!(request.cookie("b"), None);
+        assert_eq!(request.query("token"), Some("q"));
+    }
+
+    #[test]
+    fn origins() {
+        let open = Config::default();
+        assert!(open.origin_allowed(Some("http://evil")));
+        let closed = Config::default().allowed_origins(["http://good"]);
+        assert!(closed.origin_allowed(Some("http://good")));
+        assert!(!closed.origin_allowed(Some("http://evil")));
+        assert!(closed.origin_allowed(None));
+    }
+}

@@ -1,0 +1,325 @@
+//! The wire protocol (PROTOCOL.md): client messages decoded, server messages encoded, close codes.
+//!
+//! It knows JSON and the message shapes only: no web framework, no session.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diff::Change;
+
+/// What a client sent: one text frame, one JSON object.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMessage {
+    /// `{"type":"join","store":S,"data":PARAMS,"request":R}`
+    Join {
+        /// The store's name; missing or null closes the socket with 4000.
+        #[serde(default)]
+        store: Option<String>,
+        /// The join params.
+        #[serde(default)]
+        data: Option<Value>,
+        /// The client's id of this request, echoed in the answer.
+        #[serde(default)]
+        request: Option<Value>,
+    },
+    /// `{"type":"mutation","store":S,"session":SESSION,"data":{"name":N,"data":[...]},"request":R}`
+    Mutation {
+        /// The store's name; missing or null closes the socket with 4000.
+        #[serde(default)]
+        store: Option<String>,
+        /// The session the client believes it is in; must be this connection's if present.
+        #[serde(default)]
+        session: Option<String>,
+        /// The mutation's name and arguments.
+        data: MutationCall,
+        /// The client's id of this request, echoed in the answer.
+        #[serde(default)]
+        request: Option<Value>,
+    },
+    /// `{"type":"ping","request":R}`
+    Ping {
+        /// The client's id of this request, echoed in the pong.
+        #[serde(default)]
+        request: Option<Value>,
+    },
+}
+
+/// The `data` of a mutation message.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MutationCall {
+    /// The mutation's name.
+    pub name: String,
+    /// The arguments of `commit(name, ...args)`; a missing array means none.
+    #[serde(default)]
+    pub data: Vec<Value>,
+}
+
+impl ClientMessage {
+    /// Decodes one text frame; `None` for anything that is not one of the message shapes
+    /// (answered by closing with [`CloseCode::MALFORMED`]).
+    pub fn decode(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// What the server sends: one text frame each.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerMessage<'a> {
+    /// The answer to a join: the full state.
+    Join {
+        /// The store's name.
+        store: &'a str,
+        /// The connection's session id.
+        session: &'a str,
+        /// The whole state.
+        data: &'a Value,
+        /// The request's id.
+        request: &'a Option<Value>,
+    },
+    /// The answer to a mutation (with `request`), or a push from the server (without).
+    Mutation {
+        /// The store's name.
+        store: &'a str,
+        /// The connection's session id.
+        session: &'a str,
+        /// What changed.
+        diff: &'a [Change],
+        /// The mutation's reply, if it gave one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a Value>,
+        /// The request's id; absent on pushes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<&'a Value>,
+    },
+    /// An error answer to a join or a mutation.
+    Error {
+        /// The store's name.
+        store: &'a str,
+        /// The connection's session id.
+        session: &'a str,
+        /// What went wrong.
+        error: &'a str,
+        /// The request's id.
+        request: &'a Option<Value>,
+    },
+    /// The answer to a ping (keys as the original sends them).
+    Pong {
+        /// Always null.
+        store: Option<()>,
+        /// Always null.
+        data: Option<()>,
+        /// The request's id.
+        request: &'a Option<Value>,
+        /// Always null.
+        session: Option<()>,
+    },
+}
+
+impl ServerMessage<'_> {
+    /// The JSON text of the frame.
+    pub fn encode(&self) -> String {
+        // Serializing these shapes cannot fail: every key is a string and every value is JSON.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A close frame's code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// The close code.
+    pub code: u16,
+    /// The reason, at most [`MAX_CLOSE_REASON`] bytes.
+    pub reason: String,
+}
+
+/// The most bytes a close reason may hold (RFC 6455: 125 bytes of payload, 2 of them the code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// Close codes the server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseCode;
+
+impl CloseCode {
+    /// Normal closure (idle timeout, server shutting the session).
+    pub const NORMAL: u16 = 1000;
+    /// The frame was not JSON or not a known message shape.
+    pub const MALFORMED: u16 = 1007;
+    /// The client broke a server policy (it does not read its messages, or its origin is refused).
+    pub const POLICY: u16 = 1008;
+    /// A frame larger than the configured maximum.
+    pub const TOO_BIG: u16 = 1009;
+    /// A message without a store.
+    pub const STORE_NOT_SET: u16 = 4000;
+    /// A message naming a store that does not exist.
+    pub const STORE_NOT_DEFINED: u16 = 4001;
+}
+
+impl Close {
+    /// A close with `code` and `reason`, the reason cut on a character boundary to fit a frame.
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        if reason.len() > MAX_CLOSE_REASON {
+            let mut end = MAX_CLOSE_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        Self { code, reason }
+    }
+
+    /// 4000 `Store is not set.`
+    pub fn store_not_set() -> Self {
+        Self::new(CloseCode::STORE_NOT_SET, "Store is not set.")
+    }
+
+    /// 4001 `Store 'NAME' is not defined or can't be compiled.`
+    pub fn store_not_defined(name: &str) -> Self {
+        Self::new(
+            CloseCode::STORE_NOT_DEFINED,
+            format!("Store '{name}' is not defined or can't be compiled."),
+        )
+    }
+
+    /// 1007 `Payload is malformed.`
+    pub fn malformed() -> Self {
+        Self::new(CloseCode::MALFORMED, "Payload is malformed.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_the_three_client_messages() {
+        let join = r#"{"type":"join","store":"S","data":{"a":1},"request":"r1","session":"x"}"#;
+        assert_eq!(
+            ClientMessage::decode(join),
+            Some(ClientMessage::Join {
+                store: Some("S".into()),
+                data: Some(json!({"a": 1})),
+                request: Some(json!("r1")),
+            })
+        );
+        let mutation = r#"{"type":"mutation","store":"S","session":"x","data":{"name":"set","data":[10]},"request":"r2"}"#;
+        assert_eq!(
+            ClientMessage::decode(mutation),
+            Some(ClientMessage::Mutation {
+                store: Some("S".into()),
+                session: Some("x".into()),
+                data: MutationCall {
+                    name: "set".into(),
+                    data: vec![json!(10)]
+                },
+                request: Some(json!("r2")),
+            })
+        );
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"ping","request":"r3"}"#),
+            Some(ClientMessage::Ping {
+                request: Some(json!("r3"))
+            })
+        );
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"join","store":null}"#),
+            Some(ClientMessage::Join {
+                store: None,
+                data: None,
+                request: None
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_message() {
+        for text in [
+            "not json",
+            "[]",
+            "{}",
+            r#"{"type":"dance"}"#,
+            r#"{"type":"mutation","store":"S"}"#,
+            r#"{"type":"mutation","store":"S","data":{"name":"x","data":{"a":1}}}"#,
+            r#"{"type":"join","store":5}"#,
+        ] {
+            assert_eq!(ClientMessage::decode(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn encodes_answers_as_the_protocol_spells_them() {
+        let request = Some(json!("r1"));
+        let state = json!({"counter": 0});
+        let join = ServerMessage::Join {
+            store: "S",
+            session: "id",
+            data: &state,
+            request: &request,
+        };
+        assert_eq!(
+            join.encode(),
+            r#"{"type":"join","store":"S","session":"id","data":{"counter":0},"request":"r1"}"#
+        );
+        let reply = json!("message");
+        let mutation = ServerMessage::Mutation {
+            store: "S",
+            session: "id",
+            diff: &[],
+            message: Some(&reply),
+            request: request.as_ref(),
+        };
+        assert_eq!(
+            mutation.encode(),
+            r#"{"type":"mutation","store":"S","session":"id","diff":[],"message":"message","request":"r1"}"#
+        );
+        let push = ServerMessage::Mutation {
+            store: "S",
+            session: "id",
+            diff: &[],
+            message: None,
+            request: None,
+        };
+        assert_eq!(
+            push.encode(),
+            r#"{"type":"mutation","store":"S","session":"id","diff":[]}"#
+        );
+        let error = ServerMessage::Error {
+            store: "S",
+            session: "id",
+            error: "No",
+            request: &request,
+        };
+        assert_eq!(
+            error.encode(),
+            r#"{"type":"error","store":"S","session":"id","error":"No","request":"r1"}"#
+        );
+        let pong = ServerMessage::Pong {
+            store: None,
+            data: None,
+            request: &request,
+            session: None,
+        };
+        assert_eq!(
+            pong.encode(),
+            r#"{"type":"pong","store":null,"data":null,"request":"r1","session":null}"#
+        );
+    }
+
+    #[test]
+    fn close_reasons_fit_a_frame() {
+        let close = Close::store_not_defined(&"é".repeat(100));
+        assert!(close.reason.len() <= MAX_CLOSE_REASON);
+        assert!(close.reason.starts_with("Store 'éé"));
+        assert_eq!(
+            Close::store_not_defined("X").reason,
+            "Store 'X' is not defined or can't be compiled."
+        );
+        assert_eq!(
+            Close::store_not_set(),
+            Close::new(4000, "Store is not set.")
+        );
+    }
+}
