@@ -1,0 +1,268 @@
+//! Every message and close code of PROTOCOL.md, against a real server and real WebSocket clients.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::stores::{terminated, COUNTER_INITS};
+use common::{Closed, TestServer};
+use serde_json::json;
+use storex::Config;
+use tokio_tungstenite::tungstenite::Message;
+
+const COUNTER: &str = "Test.Counter";
+
+#[actix_rt::test]
+async fn join_answers_the_state_with_the_session() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    let answer = client.join(COUNTER, json!({"start": 5})).await;
+    assert_eq!(answer["type"], "join");
+    assert_eq!(answer["store"], COUNTER);
+    assert_eq!(answer["data"], json!({"counter": 5, "blob": ""}));
+    let session = answer["session"].as_str().unwrap();
+    assert_eq!(session.len(), 21);
+    assert_eq!(server.hub.sessions_of(COUNTER), vec![session.to_owned()]);
+}
+
+#[actix_rt::test]
+async fn joining_again_answers_the_existing_state_without_init() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+    client.commit(COUNTER, "increase", json!([])).await;
+    let inits = COUNTER_INITS.load(Ordering::SeqCst);
+    let again = client.join(COUNTER, json!({"start": 100})).await;
+    assert_eq!(again["data"]["counter"], 1);
+    assert_eq!(COUNTER_INITS.load(Ordering::SeqCst), inits, "init ran again");
+}
+
+#[actix_rt::test]
+async fn two_connections_are_two_sessions() {
+    let server = TestServer::start(Config::default());
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.join(COUNTER, json!({})).await;
+    b.join(COUNTER, json!({})).await;
+    assert_ne!(a.session, b.session);
+    a.commit(COUNTER, "increase", json!([])).await;
+    assert_eq!(b.join(COUNTER, json!({})).await["data"]["counter"], 0);
+}
+
+#[actix_rt::test]
+async fn init_refusal_is_an_error_answer() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    let answer = client.join(COUNTER, json!({"refuse": true})).await;
+    assert_eq!(answer["type"], "error");
+    assert_eq!(answer["error"], "Unauthorized");
+    assert_eq!(answer["store"], COUNTER);
+    assert!(answer["session"].is_string());
+}
+
+#[actix_rt::test]
+async fn join_without_a_store_closes_with_4000() {
+    let server = TestServer::start(Config::default());
+    for message in [json!({"type": "join", "request": "r"}), json!({"type": "join", "store": null})] {
+        let mut client = server.connect().await;
+        client.send_json(&message).await;
+        assert_eq!(client.closed().await, (4000, "Store is not set.".to_owned()));
+    }
+}
+
+#[actix_rt::test]
+async fn unknown_store_closes_with_4001() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.send_json(&json!({"type": "join", "store": "Nope", "request": "r"})).await;
+    assert_eq!(
+        client.closed().await,
+        (4001, "Store 'Nope' is not defined or can't be compiled.".to_owned())
+    );
+
+    let mut client = server.connect().await;
+    let long = "Ä".repeat(200);
+    client.send_json(&json!({"type": "join", "store": long, "request": "r"})).await;
+    let (code, reason) = client.closed().await;
+    assert_eq!(code, 4001);
+    assert!(reason.len() <= 123 && reason.starts_with("Store 'ÄÄ"), "{reason}");
+}
+
+#[actix_rt::test]
+async fn mutations_answer_diffs_replies_and_errors() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+
+    let answer = client.commit(COUNTER, "increase", json!([])).await;
+    assert_eq!(answer["type"], "mutation");
+    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["counter"], "t": 1}]));
+    assert_eq!(answer["session"], json!(client.session));
+    assert!(answer.get("message").is_none());
+
+    let answer = client.commit(COUNTER, "decrease", json!([])).await;
+    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["counter"], "t": 0}]));
+    assert_eq!(answer["message"], "message");
+
+    let answer = client.commit(COUNTER, "set", json!([10])).await;
+    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["counter"], "t": 10}]));
+
+    let answer = client.commit(COUNTER, "slow_set", json!([3])).await;
+    assert_eq!(answer["message"], 3);
+
+    let answer = client.commit(COUNTER, "set", json!([-1])).await;
+    assert_eq!(answer["type"], "error");
+    assert_eq!(answer["error"], "-1 is below zero");
+
+    let answer = client.commit(COUNTER, "increase", json!([])).await;
+    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["counter"], "t": 4}]), "state changed by an error");
+}
+
+#[actix_rt::test]
+async fn mutation_with_unknown_name_or_unfit_data_answers_storex_words() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+    let answer = client.commit(COUNTER, "not_existing", json!([])).await;
+    assert_eq!(answer["type"], "error");
+    assert_eq!(
+        answer["error"],
+        r#"No mutation matching "not_existing" with data [] in store Test.Counter"#
+    );
+    let answer = client.commit(COUNTER, "set", json!([1, 2])).await;
+    assert_eq!(answer["error"], r#"No mutation matching "set" with data [1,2] in store Test.Counter"#);
+    let answer = client.commit(COUNTER, "set", json!(["ten"])).await;
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(r#"No mutation matching "set" with data ["ten"] in store Test.Counter"#),
+        "{error}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_mutation_for_another_session_is_refused() {
+    let server = TestServer::start(Config::default());
+    let mut victim = server.connect().await;
+    victim.join(COUNTER, json!({})).await;
+    let mut attacker = server.connect().await;
+    attacker.join(COUNTER, json!({})).await;
+    attacker.session = victim.session.clone();
+    let answer = attacker.commit(COUNTER, "set", json!([666])).await;
+    assert_eq!(answer["type"], "error");
+    assert!(answer["error"].as_str().unwrap().contains("not the session of this connection"));
+    assert_eq!(victim.join(COUNTER, json!({})).await["data"]["counter"], 0);
+}
+
+#[actix_rt::test]
+async fn a_mutation_of_a_store_not_joined_is_an_error_answer() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    let answer = client.commit("Test.Other", "set", json!([1])).await;
+    assert_eq!(answer["type"], "error");
+    assert_eq!(answer["error"], "Store Test.Other is not joined in this session: join it first");
+    client.send_json(&json!({"type": "mutation", "data": {"name": "x", "data": []}})).await;
+    assert_eq!(client.closed().await.0, 4000);
+    let mut client = server.connect().await;
+    client.send_json(&json!({"type": "mutation", "store": "Nope", "data": {"name": "x", "data": []}})).await;
+    assert_eq!(client.closed().await.0, 4001);
+}
+
+#[actix_rt::test]
+async fn ping_is_answered_by_pong() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.send_json(&json!({"type": "ping", "request": "p1"})).await;
+    assert_eq!(
+        client.recv().await,
+        json!({"type": "pong", "store": null, "data": null, "request": "p1", "session": null})
+    );
+}
+
+#[actix_rt::test]
+async fn malformed_frames_close_with_1007() {
+    let server = TestServer::start(Config::default());
+    for text in ["not json", "[1,2]", r#"{"type":"dance"}"#, r#"{"type":"mutation","store":"Test.Counter"}"#] {
+        let mut client = server.connect().await;
+        client.send_text(text).await;
+        assert_eq!(client.closed().await, (1007, "Payload is malformed.".to_owned()), "{text}");
+    }
+    let mut client = server.connect().await;
+    client.send_raw(Message::Binary(vec![1, 2, 3].into())).await;
+    assert_eq!(client.closed().await.0, 1007);
+}
+
+#[actix_rt::test]
+async fn several_stores_on_one_connection() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+    let other = client.join("Test.Other", json!({})).await;
+    assert_eq!(other["data"], json!({"value": 7}));
+    let answer = client.commit("Test.Other", "set", json!([8])).await;
+    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["value"], "t": 8}]));
+    assert_eq!(answer["store"], "Test.Other");
+}
+
+#[actix_rt::test]
+async fn disconnect_terminates_every_instance_and_forgets_the_session() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({"key": "k"})).await;
+    client.join("Test.Other", json!({})).await;
+    let session = client.session.clone().unwrap();
+    server.wait_for_sessions(1).await;
+    client.close().await;
+    server.wait_for_sessions(0).await;
+    assert!(server.hub.sessions_of(COUNTER).is_empty());
+    assert!(server.hub.sessions_of("Test.Other").is_empty());
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while !terminated(&session) {
+        assert!(std::time::Instant::now() < deadline, "terminate did not run");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn http_join_renders_the_state() {
+    let server = TestServer::start(Config::default());
+    let client = common::http_get(&server.http_url("store=Test.Counter&params=%7B%22start%22%3A3%7D")).await;
+    assert_eq!(client.0, 200);
+    assert_eq!(
+        client.1,
+        json!({"type": "join", "session": "SSR", "store": "Test.Counter", "data": {"counter": 3, "blob": ""}})
+    );
+    let refused = common::http_get(&server.http_url("store=Test.Counter&params=%7B%22refuse%22%3Atrue%7D")).await;
+    assert_eq!(refused.0, 400);
+    assert_eq!(
+        refused.1,
+        json!({"type": "error", "session": "SSR", "store": "Test.Counter", "error": "Unauthorized"})
+    );
+    let unknown = common::http_get(&server.http_url("store=Nope")).await;
+    assert_eq!(unknown.0, 400);
+    assert_eq!(unknown.1["error"], "Store 'Nope' is not defined or can't be compiled.");
+    let bad_params = common::http_get(&server.http_url("store=Test.Counter&params=%7B")).await;
+    assert_eq!(bad_params.0, 400);
+    assert!(bad_params.1["error"].as_str().unwrap().contains("not JSON"));
+    assert_eq!(server.hub.session_count(), 0);
+}
+
+#[actix_rt::test]
+async fn closed_by_client_without_close_frame_is_cleaned_up() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+    drop(client);
+    server.wait_for_sessions(0).await;
+}
+
+#[actix_rt::test]
+async fn ids_come_from_the_configured_generator() {
+    let counter = std::sync::atomic::AtomicU64::new(0);
+    let config = Config::default()
+        .session_id(move || format!("custom-{}", counter.fetch_add(1, Ordering::SeqCst)));
+    let server = TestServer::start(config);
+    let mut client = server.connect().await;
+    let answer = client.join(COUNTER, json!({})).await;
+    assert!(answer["session"].as_str().unwrap().starts_with("custom-"));
+    let _ = Closed::Dropped;
+}
