@@ -1,19 +1,73 @@
-//! Procedural macros of storex (stubs until the real ones land).
-use proc_macro::TokenStream;
+//! Procedural macros of [storex](https://docs.rs/storex-runtime): `#[derive(Store)]`,
+//! `#[derive(Diff)]`, `#[storex::mutations]` and `mutation!`.
+//!
+//! Use them through the `storex` crate, which re-exports them and documents them with examples;
+//! the generated code reaches the runtime only through `::storex::__private`.
+//!
+//! Each macro is a short pipeline: `ast` models the input (keeping the user's tokens for
+//! errors), `attr` parses attributes, `valid` checks every rule and collects all errors, and
+//! `expand` generates code from a valid model.
 
+use proc_macro::TokenStream;
+use syn::parse_macro_input;
+
+mod ast;
+mod attr;
+mod case;
+mod ctxt;
+mod expand;
+mod valid;
+
+use ctxt::Ctxt;
+use valid::Derive;
+
+/// Makes a struct with named fields a store; see `storex::Store`.
 #[proc_macro_derive(Store, attributes(store, storex))]
-pub fn derive_store(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_store(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as syn::DeriveInput);
+    derive(&input, Derive::Store).into()
 }
+
+/// Diffs a type field by field (structs with named fields) or as a whole value when it changed
+/// (enums, tuple and unit structs, which must be `PartialEq`); see `storex::Diff`.
 #[proc_macro_derive(Diff, attributes(storex))]
-pub fn derive_diff(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_diff(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as syn::DeriveInput);
+    derive(&input, Derive::Diff).into()
 }
+
+fn derive(input: &syn::DeriveInput, derive: Derive) -> proc_macro2::TokenStream {
+    let mut cx = Ctxt::new();
+    let model = ast::Input::from_syn(&mut cx, input);
+    valid::input(&mut cx, &model, derive);
+    match cx.check() {
+        Ok(()) => match derive {
+            Derive::Store => expand::store(&model),
+            Derive::Diff => expand::diff_impl(&model),
+        },
+        Err(error) => error.to_compile_error(),
+    }
+}
+
+/// Turns the `#[init]`, `#[mutation("name")]` and `#[terminate]` methods of a store's impl into
+/// its behaviour (`storex::Mutations`); see `storex::mutations`.
 #[proc_macro_attribute]
-pub fn mutations(_args: TokenStream, input: TokenStream) -> TokenStream {
-    input
+pub fn mutations(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(input as syn::ItemImpl);
+    let mut cx = Ctxt::new();
+    valid::mutations_args(&mut cx, args.into());
+    let block = ast::Impl::from_syn(&mut cx, item);
+    valid::impl_block(&mut cx, &block);
+    let valid = !cx.has_errors();
+    let expanded = expand::mutations(&block, valid);
+    let errors = cx.check().err().map(|error| error.to_compile_error());
+    quote::quote!(#errors #expanded).into()
 }
+
+/// A server-side mutation whose name and argument count are checked at compile time; see
+/// `storex::mutation!`.
 #[proc_macro]
-pub fn mutation(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn mutation(input: TokenStream) -> TokenStream {
+    let call = parse_macro_input!(input as expand::MutationCall);
+    expand::mutation_call(&call).into()
 }

@@ -4,8 +4,8 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
-pub use crate::diff::{Changes, Diff};
-pub use crate::mutation::Mutation;
+pub use crate::diff::{replace_if_changed, Changes, Diff};
+pub use crate::mutation::{check_mutation, CheckMessage, Mutation};
 pub use crate::registry::StoreEntry;
 pub use crate::store::{
     Call, Init, IntoInit, IntoOutcome, MutationInfo, Mutations, Outcome, Params, Session, Step,
@@ -13,7 +13,41 @@ pub use crate::store::{
 };
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
+
+/// What `#[storex(replace)]` fields, enums, tuple and unit structs need: they are sent whole
+/// when they differ, so they must be comparable.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be compared, so storex cannot tell whether it changed",
+    label = "sent whole when it changes, so it must implement `PartialEq`",
+    note = "add `#[derive(PartialEq)]` to `{Self}` (it must be `serde::Serialize` too)"
+)]
+pub trait WholeValue: PartialEq + Serialize {}
+
+impl<T: PartialEq + Serialize + ?Sized> WholeValue for T {}
+
+/// The diff of a value sent whole: one update when it changed.
+#[inline]
+pub fn replace_whole<'a, T: WholeValue + ?Sized>(
+    old: &'a T,
+    new: &'a T,
+    changes: &mut Changes<'a>,
+) {
+    replace_if_changed(old, new, changes);
+}
+
+/// The result of an `#[init]` method as the runtime wants it.
+#[inline]
+pub fn into_init<S, T: IntoInit<S>>(value: T) -> Result<Init<S>, String> {
+    value.into_init()
+}
+
+/// The result of a `#[mutation]` method as the runtime wants it.
+#[inline]
+pub fn outcome<T: IntoOutcome>(value: T) -> Outcome {
+    value.into_outcome()
+}
 
 /// The error answer for a mutation name or data that matches nothing, in Storex's words
 /// (PROTOCOL.md): `No mutation matching "x" with data [] in store S`.

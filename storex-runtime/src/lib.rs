@@ -5,7 +5,7 @@
 //! once, then only diffs; they commit mutations by name, and server code can mutate stores too.
 //! The wire protocol is the one of the Elixir library Storex, so its JavaScript client works unchanged.
 //!
-//! ```ignore
+//! ```
 //! use storex::{Reply, Store};
 //!
 //! #[derive(Store, serde::Serialize, Clone)]
@@ -41,8 +41,13 @@
 //!         Ok(())
 //!     }
 //! }
-//! # fn main() {}
-//! ```ignore
+//!
+//! // Server code mutates stores by name too; the name and the argument count are checked at
+//! // compile time against the store's mutations.
+//! let set = storex::mutation!(Counter, "set", 10);
+//! assert_eq!(set.store(), "ExampleApp.Store.Counter");
+//! assert_eq!(set.args(), Ok(&[serde_json::json!(10)][..]));
+//! ```
 
 pub mod actix;
 pub mod config;

@@ -1,0 +1,9 @@
+//! Code generation from a model that is already valid.
+
+mod check;
+mod diff;
+mod mutations;
+
+pub use check::{mutation_call, MutationCall};
+pub use diff::{diff_impl, store};
+pub use mutations::mutations;
