@@ -34,7 +34,11 @@ async fn joining_again_answers_the_existing_state_without_init() {
     let inits = COUNTER_INITS.load(Ordering::SeqCst);
     let again = client.join(COUNTER, json!({"start": 100})).await;
     assert_eq!(again["data"]["counter"], 1);
-    assert_eq!(COUNTER_INITS.load(Ordering::SeqCst), inits, "init ran again");
+    assert_eq!(
+        COUNTER_INITS.load(Ordering::SeqCst),
+        inits,
+        "init ran again"
+    );
 }
 
 #[actix_rt::test]
@@ -63,10 +67,16 @@ async fn init_refusal_is_an_error_answer() {
 #[actix_rt::test]
 async fn join_without_a_store_closes_with_4000() {
     let server = TestServer::start(Config::default());
-    for message in [json!({"type": "join", "request": "r"}), json!({"type": "join", "store": null})] {
+    for message in [
+        json!({"type": "join", "request": "r"}),
+        json!({"type": "join", "store": null}),
+    ] {
         let mut client = server.connect().await;
         client.send_json(&message).await;
-        assert_eq!(client.closed().await, (4000, "Store is not set.".to_owned()));
+        assert_eq!(
+            client.closed().await,
+            (4000, "Store is not set.".to_owned())
+        );
     }
 }
 
@@ -74,18 +84,28 @@ async fn join_without_a_store_closes_with_4000() {
 async fn unknown_store_closes_with_4001() {
     let server = TestServer::start(Config::default());
     let mut client = server.connect().await;
-    client.send_json(&json!({"type": "join", "store": "Nope", "request": "r"})).await;
+    client
+        .send_json(&json!({"type": "join", "store": "Nope", "request": "r"}))
+        .await;
     assert_eq!(
         client.closed().await,
-        (4001, "Store 'Nope' is not defined or can't be compiled.".to_owned())
+        (
+            4001,
+            "Store 'Nope' is not defined or can't be compiled.".to_owned()
+        )
     );
 
     let mut client = server.connect().await;
     let long = "Ä".repeat(200);
-    client.send_json(&json!({"type": "join", "store": long, "request": "r"})).await;
+    client
+        .send_json(&json!({"type": "join", "store": long, "request": "r"}))
+        .await;
     let (code, reason) = client.closed().await;
     assert_eq!(code, 4001);
-    assert!(reason.len() <= 123 && reason.starts_with("Store 'ÄÄ"), "{reason}");
+    assert!(
+        reason.len() <= 123 && reason.starts_with("Store 'ÄÄ"),
+        "{reason}"
+    );
 }
 
 #[actix_rt::test]
@@ -96,16 +116,25 @@ async fn mutations_answer_diffs_replies_and_errors() {
 
     let answer = client.commit(COUNTER, "increase", json!([])).await;
     assert_eq!(answer["type"], "mutation");
-    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["counter"], "t": 1}]));
+    assert_eq!(
+        answer["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 1}])
+    );
     assert_eq!(answer["session"], json!(client.session));
     assert!(answer.get("message").is_none());
 
     let answer = client.commit(COUNTER, "decrease", json!([])).await;
-    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["counter"], "t": 0}]));
+    assert_eq!(
+        answer["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 0}])
+    );
     assert_eq!(answer["message"], "message");
 
     let answer = client.commit(COUNTER, "set", json!([10])).await;
-    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["counter"], "t": 10}]));
+    assert_eq!(
+        answer["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 10}])
+    );
 
     let answer = client.commit(COUNTER, "slow_set", json!([3])).await;
     assert_eq!(answer["message"], 3);
@@ -115,7 +144,11 @@ async fn mutations_answer_diffs_replies_and_errors() {
     assert_eq!(answer["error"], "-1 is below zero");
 
     let answer = client.commit(COUNTER, "increase", json!([])).await;
-    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["counter"], "t": 4}]), "state changed by an error");
+    assert_eq!(
+        answer["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 4}]),
+        "state changed by an error"
+    );
 }
 
 #[actix_rt::test]
@@ -130,7 +163,10 @@ async fn mutation_with_unknown_name_or_unfit_data_answers_storex_words() {
         r#"No mutation matching "not_existing" with data [] in store Test.Counter"#
     );
     let answer = client.commit(COUNTER, "set", json!([1, 2])).await;
-    assert_eq!(answer["error"], r#"No mutation matching "set" with data [1,2] in store Test.Counter"#);
+    assert_eq!(
+        answer["error"],
+        r#"No mutation matching "set" with data [1,2] in store Test.Counter"#
+    );
     let answer = client.commit(COUNTER, "set", json!(["ten"])).await;
     let error = answer["error"].as_str().unwrap();
     assert!(
@@ -149,7 +185,10 @@ async fn a_mutation_for_another_session_is_refused() {
     attacker.session = victim.session.clone();
     let answer = attacker.commit(COUNTER, "set", json!([666])).await;
     assert_eq!(answer["type"], "error");
-    assert!(answer["error"].as_str().unwrap().contains("not the session of this connection"));
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("not the session of this connection"));
     assert_eq!(victim.join(COUNTER, json!({})).await["data"]["counter"], 0);
 }
 
@@ -159,11 +198,18 @@ async fn a_mutation_of_a_store_not_joined_is_an_error_answer() {
     let mut client = server.connect().await;
     let answer = client.commit("Test.Other", "set", json!([1])).await;
     assert_eq!(answer["type"], "error");
-    assert_eq!(answer["error"], "Store Test.Other is not joined in this session: join it first");
-    client.send_json(&json!({"type": "mutation", "data": {"name": "x", "data": []}})).await;
+    assert_eq!(
+        answer["error"],
+        "Store Test.Other is not joined in this session: join it first"
+    );
+    client
+        .send_json(&json!({"type": "mutation", "data": {"name": "x", "data": []}}))
+        .await;
     assert_eq!(client.closed().await.0, 4000);
     let mut client = server.connect().await;
-    client.send_json(&json!({"type": "mutation", "store": "Nope", "data": {"name": "x", "data": []}})).await;
+    client
+        .send_json(&json!({"type": "mutation", "store": "Nope", "data": {"name": "x", "data": []}}))
+        .await;
     assert_eq!(client.closed().await.0, 4001);
 }
 
@@ -171,7 +217,9 @@ async fn a_mutation_of_a_store_not_joined_is_an_error_answer() {
 async fn ping_is_answered_by_pong() {
     let server = TestServer::start(Config::default());
     let mut client = server.connect().await;
-    client.send_json(&json!({"type": "ping", "request": "p1"})).await;
+    client
+        .send_json(&json!({"type": "ping", "request": "p1"}))
+        .await;
     assert_eq!(
         client.recv().await,
         json!({"type": "pong", "store": null, "data": null, "request": "p1", "session": null})
@@ -181,10 +229,19 @@ async fn ping_is_answered_by_pong() {
 #[actix_rt::test]
 async fn malformed_frames_close_with_1007() {
     let server = TestServer::start(Config::default());
-    for text in ["not json", "[1,2]", r#"{"type":"dance"}"#, r#"{"type":"mutation","store":"Test.Counter"}"#] {
+    for text in [
+        "not json",
+        "[1,2]",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"mutation","store":"Test.Counter"}"#,
+    ] {
         let mut client = server.connect().await;
         client.send_text(text).await;
-        assert_eq!(client.closed().await, (1007, "Payload is malformed.".to_owned()), "{text}");
+        assert_eq!(
+            client.closed().await,
+            (1007, "Payload is malformed.".to_owned()),
+            "{text}"
+        );
     }
     let mut client = server.connect().await;
     client.send_raw(Message::Binary(vec![1, 2, 3].into())).await;
@@ -217,7 +274,10 @@ async fn disconnect_terminates_every_instance_and_forgets_the_session() {
     assert!(server.hub.sessions_of("Test.Other").is_empty());
     let deadline = std::time::Instant::now() + common::PATIENCE;
     while !terminated(&session) {
-        assert!(std::time::Instant::now() < deadline, "terminate did not run");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "terminate did not run"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
@@ -225,13 +285,16 @@ async fn disconnect_terminates_every_instance_and_forgets_the_session() {
 #[actix_rt::test]
 async fn http_join_renders_the_state() {
     let server = TestServer::start(Config::default());
-    let client = common::http_get(&server.http_url("store=Test.Counter&params=%7B%22start%22%3A3%7D")).await;
+    let client =
+        common::http_get(&server.http_url("store=Test.Counter&params=%7B%22start%22%3A3%7D")).await;
     assert_eq!(client.0, 200);
     assert_eq!(
         client.1,
         json!({"type": "join", "session": "SSR", "store": "Test.Counter", "data": {"counter": 3, "blob": ""}})
     );
-    let refused = common::http_get(&server.http_url("store=Test.Counter&params=%7B%22refuse%22%3Atrue%7D")).await;
+    let refused =
+        common::http_get(&server.http_url("store=Test.Counter&params=%7B%22refuse%22%3Atrue%7D"))
+            .await;
     assert_eq!(refused.0, 400);
     assert_eq!(
         refused.1,
@@ -239,7 +302,10 @@ async fn http_join_renders_the_state() {
     );
     let unknown = common::http_get(&server.http_url("store=Nope")).await;
     assert_eq!(unknown.0, 400);
-    assert_eq!(unknown.1["error"], "Store 'Nope' is not defined or can't be compiled.");
+    assert_eq!(
+        unknown.1["error"],
+        "Store 'Nope' is not defined or can't be compiled."
+    );
     let bad_params = common::http_get(&server.http_url("store=Test.Counter&params=%7B")).await;
     assert_eq!(bad_params.0, 400);
     assert!(bad_params.1["error"].as_str().unwrap().contains("not JSON"));

@@ -30,11 +30,12 @@ impl TestServer {
     /// Starts a server with `config`; call inside an actix system (`#[actix_rt::test]`).
     pub fn start(config: Config) -> Self {
         let hub = config.hub().clone();
-        let server = HttpServer::new(move || App::new().service(storex::actix::scope(config.clone())))
-            .workers(2)
-            .disable_signals()
-            .bind(("127.0.0.1", 0))
-            .expect("bind a loopback port");
+        let server =
+            HttpServer::new(move || App::new().service(storex::actix::scope(config.clone())))
+                .workers(2)
+                .disable_signals()
+                .bind(("127.0.0.1", 0))
+                .expect("bind a loopback port");
         let addr = server.addrs()[0];
         let server = server.run();
         let handle = server.handle();
@@ -93,10 +94,16 @@ impl Client {
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let mut request = url.into_client_request()?;
         for (name, value) in headers {
-            request.headers_mut().insert(*name, HeaderValue::from_str(value).expect("header value"));
+            request
+                .headers_mut()
+                .insert(*name, HeaderValue::from_str(value).expect("header value"));
         }
         let (socket, _response) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Self { socket, next_request: 0, session: None })
+        Ok(Self {
+            socket,
+            next_request: 0,
+            session: None,
+        })
     }
 
     fn request_id(&mut self) -> String {
@@ -105,7 +112,10 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
-        self.socket.send(Message::Text(text.into().into())).await.expect("send a frame");
+        self.socket
+            .send(Message::Text(text.into().into()))
+            .await
+            .expect("send a frame");
     }
 
     pub async fn send_json(&mut self, value: &Value) {
@@ -154,10 +164,16 @@ impl Client {
     /// Joins `store` with `params`; the answer.
     pub async fn join(&mut self, store: &str, params: Value) -> Value {
         let request = self.request_id();
-        self.send_json(&json!({"type": "join", "store": store, "data": params, "request": request}))
-            .await;
+        self.send_json(
+            &json!({"type": "join", "store": store, "data": params, "request": request}),
+        )
+        .await;
         let answer = self.recv().await;
-        assert_eq!(answer["request"], json!(request), "answer to another request: {answer}");
+        assert_eq!(
+            answer["request"],
+            json!(request),
+            "answer to another request: {answer}"
+        );
         if let Some(session) = answer["session"].as_str() {
             self.session = Some(session.to_owned());
         }
@@ -173,7 +189,11 @@ impl Client {
         });
         self.send_json(&message).await;
         let answer = self.recv().await;
-        assert_eq!(answer["request"], json!(request), "answer to another request: {answer}");
+        assert_eq!(
+            answer["request"],
+            json!(request),
+            "answer to another request: {answer}"
+        );
         answer
     }
 
@@ -196,11 +216,17 @@ pub async fn http_get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String)
     }
     let mut response = request.send().await.expect("an HTTP answer");
     let body = response.body().await.expect("a body");
-    (response.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 /// An HTTP GET of `url`: status and JSON body (a string when it is not JSON).
 pub async fn http_get(url: &str) -> (u16, Value) {
     let (status, body) = http_get_text(url, &[]).await;
-    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }

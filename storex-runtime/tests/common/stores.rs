@@ -13,7 +13,11 @@ pub static COUNTER_INITS: AtomicUsize = AtomicUsize::new(0);
 pub static TERMINATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 pub fn terminated(session: &str) -> bool {
-    TERMINATED.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|s| s == session)
+    TERMINATED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|s| s == session)
 }
 
 #[derive(Store, Serialize, Clone)]
@@ -31,7 +35,10 @@ impl Counter {
             return Err("Unauthorized".into());
         }
         COUNTER_INITS.fetch_add(1, Ordering::SeqCst);
-        let counter = Counter { counter: params.get("start").unwrap_or(0), blob: String::new() };
+        let counter = Counter {
+            counter: params.get("start").unwrap_or(0),
+            blob: String::new(),
+        };
         Ok(match params.get::<String>("key") {
             Some(key) => Init::with_key(counter, key),
             None => Init::new(counter),
@@ -78,7 +85,10 @@ impl Counter {
 
     #[terminate]
     fn terminate(&mut self, session: &Session) {
-        TERMINATED.lock().unwrap_or_else(|e| e.into_inner()).push(session.id().to_owned());
+        TERMINATED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(session.id().to_owned());
     }
 }
 
