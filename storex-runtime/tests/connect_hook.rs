@@ -1,0 +1,126 @@
+//! The connect hook (token auth with a signed token) and the Origin allow-list.
+
+mod common;
+
+use common::stores::User;
+use common::{Client, TestServer};
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+use storex::{Config, ConnectRequest, Extensions, Refusal};
+
+const SECRET: &[u8] = b"test secret, not for production";
+
+/// `USER.SIGNATURE`, the signature an HMAC-SHA256 of the user in hex.
+fn sign(user: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
+    mac.update(user.as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{user}.{signature}")
+}
+
+/// The hook: a valid token in the `token` cookie or query parameter attaches the user.
+fn authenticate(request: &ConnectRequest) -> Result<Extensions, Refusal> {
+    let token = request
+        .cookie("token")
+        .or_else(|| request.query("token"))
+        .ok_or_else(|| Refusal::unauthorized("A token is required."))?;
+    let (user, signature) = token
+        .rsplit_once('.')
+        .ok_or_else(|| Refusal::unauthorized("Malformed token."))?;
+    let signature = (0..signature.len())
+        .step_by(2)
+        .map(|i| {
+            signature
+                .get(i..i + 2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| Refusal::unauthorized("Malformed token."))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
+    mac.update(user.as_bytes());
+    mac.verify_slice(&signature)
+        .map_err(|_| Refusal::unauthorized("Invalid token."))?;
+    let mut extensions = Extensions::new();
+    extensions.insert(User(user.to_owned()));
+    Ok(extensions)
+}
+
+#[actix_rt::test]
+async fn a_signed_token_lets_init_see_the_user() {
+    let server = TestServer::start(Config::default().on_connect(authenticate));
+    let url = format!("{}?token={}", server.ws_url(), sign("ada"));
+    let mut client = Client::connect(&url, &[]).await.expect("accepted");
+    assert_eq!(
+        client.join("Test.Whoami", json!({})).await["data"],
+        json!({"user": "ada"})
+    );
+
+    let cookie = format!("theme=dark; token={}", sign("grace"));
+    let mut client = Client::connect(&server.ws_url(), &[("cookie", &cookie)])
+        .await
+        .expect("accepted");
+    assert_eq!(
+        client.join("Test.Whoami", json!({})).await["data"],
+        json!({"user": "grace"})
+    );
+}
+
+#[actix_rt::test]
+async fn a_missing_or_forged_token_is_refused_before_the_upgrade() {
+    let server = TestServer::start(Config::default().on_connect(authenticate));
+    let forged = sign("ada").replace("ada.", "root.");
+    for url in [
+        server.ws_url(),
+        format!("{}?token={forged}", server.ws_url()),
+    ] {
+        let error = Client::connect(&url, &[]).await.err().expect("refused");
+        match error {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                assert_eq!(response.status().as_u16(), 401)
+            }
+            other => panic!("expected an HTTP refusal, got {other}"),
+        }
+    }
+    let (status, body) = common::http_get_text(&server.http_url("store=Test.Whoami"), &[]).await;
+    assert_eq!((status, body.as_str()), (401, "A token is required."));
+    let url = server.http_url(&format!("store=Test.Whoami&token={}", sign("ada")));
+    let (status, body) = common::http_get(&url).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"], json!({"user": "ada"}));
+}
+
+#[actix_rt::test]
+async fn without_the_hook_init_sees_no_user() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    assert_eq!(
+        client.join("Test.Whoami", json!({})).await["error"],
+        "Unauthorized"
+    );
+}
+
+#[actix_rt::test]
+async fn the_origin_allow_list_refuses_other_pages() {
+    let server = TestServer::start(Config::default().allowed_origins(["http://good.test"]));
+    let url = server.ws_url();
+    assert!(Client::connect(&url, &[("origin", "http://good.test")])
+        .await
+        .is_ok());
+    assert!(
+        Client::connect(&url, &[]).await.is_ok(),
+        "a client without Origin (not a browser)"
+    );
+    match Client::connect(&url, &[("origin", "http://evil.test")]).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403)
+        }
+        Err(other) => panic!("expected a 403, got {other}"),
+        Ok(_) => panic!("an evil origin was accepted"),
+    }
+}
