@@ -205,7 +205,7 @@ class SocketConnection {
   opened() {
     this.open = true
     for (const store of this.stores) this.join(store)
-    this.ping()
+    this.keepAlive()
   }
 
   join(store) {
@@ -226,11 +226,13 @@ class SocketConnection {
 
   // Pings keep the server from closing a silent socket; a ping still unanswered at the next
   // one means the connection is dead even if the browser has not noticed yet.
-  ping() {
-    if (this.unanswered) return this.lost()
-    this.unanswered = true
-    this.send({ type: 'ping' }, () => (this.unanswered = false))
-    this.pinger = this.later(this.options.pingInterval, () => this.ping())
+  keepAlive() {
+    this.pinger = this.later(this.options.pingInterval, () => {
+      if (this.unanswered) return this.lost()
+      this.unanswered = true
+      this.send({ type: 'ping' }, () => (this.unanswered = false))
+      this.keepAlive()
+    })
   }
 
   lost() {
