@@ -7,6 +7,12 @@ const requestId = () => Math.random().toString(36).slice(2, 12)
 const storexError = (text) => new Error('Storex: ' + text)
 const valueAt = (state, path) => path.reduce((node, key) => node?.[key], state)
 
+// Runs a user's listener so that one that throws cannot stop the others or the socket's reader;
+// its error is rethrown on its own, where the console (or the process) still sees it.
+const safely = (fn, ...args) => {
+  try { fn(...args) } catch (error) { queueMicrotask(() => { throw error }) }
+}
+
 // Close codes after which reconnecting as-is would fail again: the earliest unanswered join
 // caused them (the server stops at the first bad frame), so that store is dropped, not retried.
 const FATAL = { 4000: 1, 4001: 1, 1007: 1 }
@@ -88,11 +94,8 @@ export class Storex {
     return () => this.listeners.delete(listener)
   }
 
-  // Listeners run in isolation: one that throws must not stop the others or the socket's reader.
   emit(event, ...args) {
-    for (const { event: e, fn } of [...this.listeners]) {
-      if (e === event) try { fn(...args) } catch (error) { queueMicrotask(() => { throw error }) }
-    }
+    for (const listener of [...this.listeners]) if (listener.event === event) safely(listener.fn, ...args)
   }
 
   // A join answer replaces the whole state (first join and every re-join after a reconnect).
@@ -113,9 +116,7 @@ export class Storex {
     if (!diff.length) return
     this.emit('state', next)
     for (const { event, fn, path } of [...this.listeners]) {
-      if (event === 'change' && diff.some((change) => touches(change, path))) {
-        try { fn(valueAt(next, path), valueAt(prev, path)) } catch (error) { queueMicrotask(() => { throw error }) }
-      }
+      if (event === 'change' && diff.some((change) => touches(change, path))) safely(fn, valueAt(next, path), valueAt(prev, path))
     }
   }
 }
@@ -144,9 +145,9 @@ class SocketConnection {
   }
 
   attach(store) {
+    if (!this.ws && !this.retry) this.connect()
     this.stores.add(store)
     if (this.open) this.join(store)
-    else if (!this.ws && !this.retry) this.connect()
   }
 
   detach(store) {
