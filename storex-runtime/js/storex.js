@@ -61,6 +61,8 @@ export class Storex {
     this.ready = new Promise((resolve, reject) => (settle = { resolve, reject }))
     this.ready.catch(() => {}) // an unused `ready` must not become an unhandled rejection
     this.settle = settle
+    // Bound, so they can be passed around unbound: useSyncExternalStore(store.subscribe, ...), onClick={store.commit}.
+    for (const key of ['commit', 'subscribe', 'onChange', 'close']) this[key] = this[key].bind(this)
     if (config.subscribe) this.subscribe(config.subscribe)
     if (config.connection) this.connection(config.connection)
     this.connector = config.connector || defaultConnector()
@@ -211,6 +213,7 @@ class SocketConnection {
 
   join(store) {
     this.send({ type: 'join', store: store.name, data: store.params }, (answer) => {
+      if (!this.stores.has(store)) return // closed while its join was on the way
       if (answer.type === 'join') {
         this.attempt = 0
         store.live = true

@@ -196,3 +196,34 @@ test('a closed store rejects commits', async () => {
   await assert.rejects(store.commit('increase'), /Storex: Counter is closed/)
   await flush()
 })
+
+test('methods work unbound, as React and event handlers pass them', async () => {
+  const { WebSocket, connector } = setup()
+  const { subscribe, commit, onChange, close } = useStorex({ store: 'Counter', connector })
+  const states = []
+  subscribe((state) => states.push(state))
+  onChange(['counter'], () => {})
+  WebSocket.last.open()
+  WebSocket.last.acceptJoin('Counter', { counter: 0 })
+  const done = commit('increase')
+  const [mutation] = WebSocket.last.sentOf('mutation')
+  WebSocket.last.receive({ type: 'mutation', store: 'Counter', session: 'SESSION-1', diff: [], request: mutation.request })
+  await done
+  assert.deepEqual(states, [{ counter: 0 }])
+  close()
+  assert.equal(WebSocket.last.closedWith.code, 1000)
+})
+
+test('a join answer arriving after the store was closed is ignored', () => {
+  const { WebSocket, connector } = setup()
+  const other = useStorex({ store: 'Other', connector })
+  const store = useStorex({ store: 'Counter', connector })
+  const connected = []
+  store.onConnected(() => connected.push(true))
+  WebSocket.last.open()
+  store.close()
+  WebSocket.last.acceptJoin('Counter', 1)
+  assert.equal(store.state, undefined)
+  assert.deepEqual(connected, [])
+  other.close()
+})

@@ -43,3 +43,38 @@ test('close() while the socket is still connecting does not throw', async () => 
   await new Promise((resolve) => setTimeout(resolve, 50))
   await new Promise((resolve) => server.close(resolve))
 })
+
+// Node's own WebSocket (undici: the WHATWG API browsers have) is global from Node 22 and behind
+// a flag on Node 20, so this runs in a child process with the flag.
+test('works with the standard WebSocket global (as in browsers)', async () => {
+  const { spawn } = await import('node:child_process')
+  const { fileURLToPath } = await import('node:url')
+  const script = `
+    import { WebSocketServer } from 'ws'
+    import useStorex, { socketConnector } from './storex.js'
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+    server.on('connection', (s) => s.on('message', (text) => {
+      const m = JSON.parse(text)
+      s.send(JSON.stringify(m.type === 'join'
+        ? { type: 'join', store: m.store, session: 'S', data: { n: 0 }, request: m.request }
+        : { type: 'mutation', store: m.store, session: 'S', diff: [{ a: 'u', p: ['n'], t: 1 }], message: 'ok', request: m.request }))
+    }))
+    await new Promise((resolve) => server.on('listening', resolve))
+    const store = useStorex({ store: 'C', connector: socketConnector({ address: 'ws://127.0.0.1:' + server.address().port }) })
+    const out = [typeof globalThis.WebSocket, await store.ready, await store.commit('x'), store.state]
+    store.close()
+    server.close()
+    console.log(JSON.stringify(out))
+  `
+  const child = spawn(process.execPath, ['--experimental-websocket', '--input-type=module', '-e', script], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+  })
+  let out = ''
+  child.stdout.on('data', (chunk) => (out += chunk))
+  child.stderr.on('data', (chunk) => (out += chunk))
+  const killer = setTimeout(() => child.kill(), 8000)
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  clearTimeout(killer)
+  assert.equal(code, 0, out)
+  assert.deepEqual(JSON.parse(out), ['function', { n: 0 }, 'ok', { n: 1 }])
+})
