@@ -254,7 +254,7 @@ class SocketConnection {
 
   receive(text) {
     let message
-    try { message = JSON.parse(text) } catch { return }
+    try { message = JSON.parse(text) || {} } catch { return } // junk from a server must not throw here
     const answer = message.request != null && this.answers.get(message.request)
     if (answer) {
       this.answers.delete(message.request)

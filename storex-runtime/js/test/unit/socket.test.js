@@ -92,6 +92,8 @@ test('pushes (request missing or null) patch the named store only; junk is ignor
   ws.receive({ type: 'mutation', store: 'Chat', session: 'SESSION-1', diff: [{ a: 'i', p: ['messages', 0], t: 'hi' }] })
   ws.receive({ type: 'mutation', store: 'Counter', session: 'SESSION-1', diff: [{ a: 'u', p: ['counter'], t: 2 }], request: null })
   ws.receive('not json')
+  ws.receive('null')
+  ws.receive('[1]')
   ws.receive({ type: 'join', request: 'unknown', data: 1 })
   ws.receive({ type: 'pong', request: 'unknown' })
   assert.deepEqual(chat.state, { messages: ['hi'] })
