@@ -1,0 +1,132 @@
+// Hand-written typings of storex.js. S is the type of a store's state (the JSON the server sends).
+
+/** A place in the state: map keys (strings) and list indexes (numbers) from the root; [] is the root. */
+export type Path = ReadonlyArray<string | number>
+
+/** One change of a diff (the wire format): update, insert or delete at a path. */
+export interface Change {
+  a: 'u' | 'i' | 'd'
+  p: Path
+  t?: unknown
+}
+
+/** Join parameters, sent as the join message's `data` (any JSON object). */
+export type Params = { [key: string]: unknown }
+
+/** Why a socket closed (a WebSocket close code and reason). */
+export interface DisconnectEvent {
+  code: number
+  reason: string
+}
+
+/** What storex.js needs of a WebSocket: the browser's, `ws`'s, or any alike. */
+export interface WebSocketLike {
+  send(data: string): void
+  close(code?: number, reason?: string): void
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+declare const connectorBrand: unique symbol
+
+/** Carries stores' joins and commits: made by socketConnector or httpConnector. */
+export interface Connector {
+  readonly [connectorBrand]: true
+  /** Ends everything: the socket, every timer, every waiting commit. A store attached later reopens it. */
+  close(): void
+}
+
+export interface SocketConnectorOptions {
+  /** Default: Storex.defaults.address (`ws(s)://<page host>/storex` in a browser). */
+  address?: string
+  /** Default: globalThis.WebSocket. On Node 20 pass one, e.g. the `ws` package's. */
+  WebSocket?: WebSocketConstructor
+  /** First reconnect delay in ms, doubled on each failed attempt (default 500). */
+  reconnectBase?: number
+  /** Cap of the reconnect delay in ms (default 30000). Each delay is jittered between half and all of it. */
+  reconnectMax?: number
+  /** How long a commit waits for the connection before rejecting, in ms (default 10000). */
+  commitTimeout?: number
+  /** Ping period in ms (default 30000); a ping unanswered by the next one drops the socket. */
+  pingInterval?: number
+}
+
+export interface HttpConnectorOptions {
+  /** Default: Storex.defaults.address with http(s) instead of ws(s). */
+  address?: string
+  /** Default: globalThis.fetch. */
+  fetch?: (url: string) => Promise<{ json(): Promise<unknown> }>
+}
+
+export interface StoreConfig<S = unknown> {
+  /** The store's name on the server, e.g. "ExampleApp.Store.Counter". */
+  store: string
+  /** Join parameters, merged over Storex.defaults.params (and prepare's params). */
+  params?: Params
+  /** Default: one socketConnector shared by every store that names none. */
+  connector?: Connector
+  /** Seed API: called with the state after the join and after each applied diff. */
+  subscribe?: (state: S) => void
+  /** Seed API: called with true when the store is joined, false when its socket closes. */
+  connection?: (connected: boolean) => void
+}
+
+/** Removes a listener; true if it was still registered. */
+export type Unsubscribe = () => boolean
+
+/** A joined (or joining) store. */
+export interface Store<S = unknown> {
+  readonly name: string
+  readonly params: Params
+  /** The current state; undefined until the first join answer. Replaced, never mutated in place. */
+  readonly state: S | undefined
+  /** The session id (the connection's), "SSR" over HTTP; undefined until joined. */
+  readonly session: string | undefined
+  /** Resolves with the state of the first join; rejects if that join fails. */
+  readonly ready: Promise<S>
+  /**
+   * Runs mutation `name` on the server with `args` (sent as the array `[...args]`). Resolves with its
+   * reply (undefined when none); rejects with the server's error text, or when it cannot be delivered.
+   */
+  commit<R = unknown>(name: string, ...args: unknown[]): Promise<R>
+  /** Calls `fn` with the state after each join and each applied non-empty diff. */
+  subscribe(fn: (state: S) => void): Unsubscribe
+  /** Calls `fn` with the value at `path` (and the previous one) when a change touches it, over it or under it. */
+  onChange<V = unknown>(path: Path, fn: (value: V | undefined, previous: V | undefined) => void): Unsubscribe
+  onConnected(fn: () => void): Unsubscribe
+  onDisconnected(fn: (event: DisconnectEvent) => void): Unsubscribe
+  onError(fn: (error: Error) => void): Unsubscribe
+  /** Seed API: fn(true) when joined, fn(false) when disconnected. */
+  connection(fn: (connected: boolean) => void): Unsubscribe
+  /** Leaves the connector; the last store to leave a socket closes it and clears its timers. */
+  close(): void
+}
+
+/** The seed's API: `new Storex({ store, params, subscribe, connection })`. */
+export interface Storex<S = unknown> extends Store<S> {}
+export declare class Storex<S = unknown> {
+  constructor(config: StoreConfig<S>)
+  static defaults: {
+    /** Merged into every store's join params. */
+    params: Params
+    /** Where the default socketConnector connects; undefined outside a browser. */
+    address: string | undefined
+  }
+}
+
+/** Storex 0.6's API: a store over `config.connector` (default: the shared socket). */
+export default function useStorex<S = unknown>(config: StoreConfig<S>): Store<S>
+export { useStorex }
+
+/** Binds params (merged under each store's own) and a connector for many stores. */
+export declare function prepare(params: Params, connector?: Connector): {
+  useStorex<S = unknown>(config: StoreConfig<S>): Store<S>
+}
+
+/** One WebSocket for every store given it: reconnects, pings, re-joins. */
+export declare function socketConnector(options?: SocketConnectorOptions): Connector
+
+/** Joins with one HTTP GET (server-side rendering, scripts): state only; commits reject. */
+export declare function httpConnector(options?: HttpConnectorOptions): Connector
+
+/** The patch algorithm: applies a diff's changes in order, copying the containers along each changed path. */
+export declare function applyDiff<S>(state: S, diff: readonly Change[]): S

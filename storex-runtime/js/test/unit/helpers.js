@@ -1,0 +1,89 @@
+// Test doubles for the unit tests: a WebSocket driven by hand and a clock advanced by hand,
+// so that every test is deterministic and none waits for real time.
+
+// A fresh WebSocket class per test, recording its instances, so tests cannot see each other's sockets.
+export function fakeWebSocket() {
+  class FakeWebSocket {
+    constructor(url) {
+      this.url = url
+      this.sent = []
+      this.readyState = 0
+      FakeWebSocket.instances.push(this)
+    }
+
+    send(text) {
+      if (this.readyState !== 1) throw new Error('send on a socket that is not open')
+      this.sent.push(JSON.parse(text))
+    }
+
+    close(code, reason) {
+      this.closedWith = { code, reason }
+      this.readyState = 3
+    }
+
+    // ---- what a server (or the network) does
+    open() {
+      this.readyState = 1
+      this.onopen?.({})
+    }
+
+    receive(message) {
+      this.onmessage?.({ data: typeof message === 'string' ? message : JSON.stringify(message) })
+    }
+
+    serverClose(code, reason = '') {
+      this.readyState = 3
+      this.onclose?.({ code, reason })
+    }
+
+    sentOf(type) {
+      return this.sent.filter((message) => message.type === type)
+    }
+
+    // Answers the last join of `store` as a server would.
+    acceptJoin(store, data, session = 'SESSION-1') {
+      const join = this.sentOf('join').findLast((message) => message.store === store)
+      this.receive({ type: 'join', store, session, data, request: join.request })
+      return join
+    }
+
+    static get last() {
+      return FakeWebSocket.instances.at(-1)
+    }
+  }
+  FakeWebSocket.instances = []
+  return FakeWebSocket
+}
+
+// Replaces setTimeout/clearTimeout with a clock that only moves on tick(); restores them after the test.
+export function fakeClock(t) {
+  const real = { setTimeout: globalThis.setTimeout, clearTimeout: globalThis.clearTimeout }
+  const pending = new Map()
+  let now = 0
+  let next = 0
+  globalThis.setTimeout = (fn, ms = 0) => {
+    const id = ++next
+    pending.set(id, { at: now + ms, ms, fn })
+    return id
+  }
+  globalThis.clearTimeout = (id) => pending.delete(id)
+  t.after(() => Object.assign(globalThis, real))
+  return {
+    pending,
+    delays: () => [...pending.values()].map((timer) => timer.ms),
+    tick(ms) {
+      const end = now + ms
+      for (;;) {
+        const due = [...pending].filter(([, timer]) => timer.at <= end).sort((a, b) => a[1].at - b[1].at)[0]
+        if (!due) break
+        pending.delete(due[0])
+        now = due[1].at
+        due[1].fn()
+      }
+      now = end
+    },
+  }
+}
+
+// Lets promise callbacks that are already due run.
+export const flush = () => new Promise((resolve) => setImmediate(resolve))
