@@ -56,7 +56,37 @@ pub fn try_scope(config: impl Into<Config>) -> Result<actix_web::Scope, Registry
         .app_data(endpoint)
         .app_data(web::Data::new(hub))
         .route("", web::get().to(entry))
-        .route("/", web::get().to(entry)))
+        .route("/", web::get().to(entry))
+        .route("/storex.js", web::get().to(client_js)))
+}
+
+/// The browser client, `<path>/storex.js`: an ES module, revalidated by its ETag.
+async fn client_js(request: HttpRequest) -> HttpResponse {
+    let etag = crate::client::etag();
+    let matches = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let mut response = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=0, must-revalidate"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if matches {
+        response.finish()
+    } else {
+        response
+            .content_type("text/javascript; charset=utf-8")
+            .body(crate::client::SOURCE)
+    }
 }
 
 struct Endpoint {

@@ -50,6 +50,7 @@
 //! ```
 
 pub mod actix;
+pub mod client;
 pub mod config;
 pub mod diff;
 pub mod hub;

@@ -332,3 +332,36 @@ async fn ids_come_from_the_configured_generator() {
     assert!(answer["session"].as_str().unwrap().starts_with("custom-"));
     let _ = Closed::Dropped;
 }
+
+#[actix_rt::test]
+async fn the_client_is_served_with_its_content_type_and_etag() {
+    let server = TestServer::start(Config::default());
+    let url = format!("http://{}/storex/storex.js", server.addr);
+    let mut response = awc::Client::new().get(&url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let header = |response: &awc::ClientResponse<_>, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header(&response, "content-type").as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        header(&response, "cache-control").as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+    let etag = header(&response, "etag").expect("an etag");
+    let body = response.body().await.unwrap();
+    assert_eq!(body, storex::client::SOURCE.as_bytes());
+
+    let again = awc::Client::new()
+        .get(&url)
+        .insert_header(("if-none-match", etag))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+}
