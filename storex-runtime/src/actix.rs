@@ -212,16 +212,25 @@ fn websocket(
     endpoint: &Endpoint,
     extensions: Extensions,
 ) -> HttpResponse {
+    let config = &endpoint.config;
+    let Some((connection, inbox)) = Connection::open(config, endpoint.registry, extensions) else {
+        tracing::error!("the session id generator repeats ids of live sessions");
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "No session id available; try again.",
+        );
+    };
     let (response, socket, stream) = match actix_ws::handle(request, body) {
         Ok(parts) => parts,
-        Err(error) => return error.error_response(),
+        Err(error) => {
+            config.hub.close(connection.id());
+            return error.error_response();
+        }
     };
-    let config = &endpoint.config;
     let stream = stream
         .max_frame_size(config.max_frame_size)
         .aggregate_continuations()
         .max_continuation_size(config.max_frame_size);
-    let (connection, inbox) = Connection::open(config, endpoint.registry, extensions);
     let span = tracing::info_span!("connection", session = %connection.id());
     span.in_scope(|| tracing::info!(peer = ?request.peer_addr(), "connected"));
     let limits = Limits {

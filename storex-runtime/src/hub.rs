@@ -137,20 +137,26 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a live session; its commands arrive in the returned inbox.
-    pub(crate) fn open(&self, id: Arc<str>, capacity: usize) -> Inbox {
+    /// Registers a live session; its commands arrive in the returned inbox. `None` when a live
+    /// session already has this id (the id generator repeated itself).
+    pub(crate) fn open(&self, id: Arc<str>, capacity: usize) -> Option<Inbox> {
+        let mut indexes = self.lock();
+        if indexes.sessions.contains_key(&id) {
+            return None;
+        }
         let (commands, receiver) = mpsc::channel(capacity.max(1));
         let overloaded = Arc::new(Notify::new());
+        let joined = Vec::new();
         let entry = SessionEntry {
             commands,
             overloaded: overloaded.clone(),
-            joined: Vec::new(),
+            joined,
         };
-        self.lock().sessions.insert(id, entry);
-        Inbox {
+        indexes.sessions.insert(id, entry);
+        Some(Inbox {
             commands: receiver,
             overloaded,
-        }
+        })
     }
 
     /// Records that session `id` joined `store`, reachable by `key` if given.

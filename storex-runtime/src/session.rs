@@ -52,14 +52,19 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Opens a session in `config`'s hub with the values the connect hook attached.
+    /// Opens a session in `config`'s hub with the values the connect hook attached; `None` when
+    /// the session id generator keeps giving ids of live sessions.
     pub(crate) fn open(
         config: &Config,
         registry: &'static Registry,
         extensions: Extensions,
-    ) -> (Self, Inbox) {
-        let id: Arc<str> = (config.session_id)().into();
-        let inbox = config.hub.open(id.clone(), config.inbox_capacity);
+    ) -> Option<(Self, Inbox)> {
+        const ATTEMPTS: usize = 3;
+        let (id, inbox) = (0..ATTEMPTS).find_map(|_| {
+            let id: Arc<str> = (config.session_id)().into();
+            let inbox = config.hub.open(id.clone(), config.inbox_capacity)?;
+            Some((id, inbox))
+        })?;
         let connection = Self {
             session: Session::with_extensions(id.clone(), extensions),
             id,
@@ -68,7 +73,7 @@ impl Connection {
             registry,
             max_stores: config.max_stores_per_session,
         };
-        (connection, inbox)
+        Some((connection, inbox))
     }
 
     /// The session id.

@@ -365,3 +365,22 @@ async fn the_client_is_served_with_its_content_type_and_etag() {
         .unwrap();
     assert_eq!(again.status().as_u16(), 304);
 }
+
+#[actix_rt::test]
+async fn a_generator_that_repeats_ids_is_refused_not_merged() {
+    let server = TestServer::start(Config::default().session_id(|| "always-the-same".to_owned()));
+    let mut first = server.connect().await;
+    first.join(COUNTER, json!({})).await;
+    let second = common::Client::connect(&server.ws_url(), &[]).await;
+    match second {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503)
+        }
+        Err(other) => panic!("expected a 503, got {other}"),
+        Ok(_) => panic!("a second session with the same id was accepted"),
+    }
+    assert_eq!(
+        first.commit(COUNTER, "increase", json!([])).await["diff"][0]["t"],
+        1
+    );
+}
