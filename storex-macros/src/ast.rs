@@ -117,7 +117,7 @@ pub enum Arg {
     Session,
     Params,
     /// A value deserialized from the `data` array.
-    Data(Type),
+    Data(Box<Type>),
 }
 
 impl Method {
@@ -190,7 +190,7 @@ impl Arg {
                 }
             }
         }
-        Arg::Data(ty.clone())
+        Arg::Data(Box::new(ty.clone()))
     }
 }
 

@@ -37,6 +37,12 @@ pub fn replace_whole<'a, T: WholeValue + ?Sized>(
     replace_if_changed(old, new, changes);
 }
 
+/// An argument of `mutation!` as JSON. It takes a reference, so the caller keeps its value.
+#[inline]
+pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(value)
+}
+
 /// The result of an `#[init]` method as the runtime wants it.
 #[inline]
 pub fn into_init<S, T: IntoInit<S>>(value: T) -> Result<Init<S>, String> {
