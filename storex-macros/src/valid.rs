@@ -142,7 +142,7 @@ pub fn impl_block(cx: &mut Ctxt, block: &Impl) {
             }
         }
     }
-    if init.is_none() {
+    if init.is_none() && item.trait_.is_none() {
         cx.error_spanned_by(
             &item.self_ty,
             "this store has no #[init] method; add one that creates the state, e.g. \

@@ -203,11 +203,17 @@ fn terminate(method: &Method) -> TokenStream {
     let (session, params, args) = (&cx.session, &cx.params, &cx.args);
     let await_ = method.is_async().then(|| quote!(.await));
     // Spanned at the return type: a terminate that returns something is reported there.
-    let unit = quote_spanned!(return_span(method)=> let () =);
+    let terminated = quote_spanned! {return_span(method)=>
+        ::storex::__private::terminated(__storex_value)
+    };
+    let run = quote! {
+        let __storex_value = Self::#ident(self, #(#args),*) #await_;
+        #terminated
+    };
     let step = if method.is_async() {
-        quote!(::storex::__private::Step::pending(async move { #unit Self::#ident(self, #(#args),*) #await_; }))
+        quote!(::storex::__private::Step::pending(async move { #run }))
     } else {
-        quote!({ #unit Self::#ident(self, #(#args),*); ::storex::__private::Step::ready(()) })
+        quote!(::storex::__private::Step::ready({ #run }))
     };
     quote! {
         fn terminate<'__storex>(
