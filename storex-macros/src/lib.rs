@@ -18,6 +18,9 @@ mod ctxt;
 mod expand;
 mod valid;
 
+#[cfg(test)]
+mod tests;
+
 use ctxt::Ctxt;
 use valid::Derive;
 
