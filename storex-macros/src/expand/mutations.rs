@@ -2,7 +2,7 @@
 //! table of mutations, init, the dispatch by name and arity, and terminate.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
 use crate::ast::{Arg, Impl, Method};
@@ -119,8 +119,6 @@ fn context(method: &Method, session: TokenStream, params: TokenStream) -> Contex
         args,
     }
 }
-
-use quote::ToTokens;
 
 fn init(method: &Method) -> TokenStream {
     let ident = &method.sig.ident;
