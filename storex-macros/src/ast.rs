@@ -36,6 +36,8 @@ pub struct Field<'a> {
 
 impl<'a> Input<'a> {
     pub fn from_syn(cx: &mut Ctxt, input: &'a DeriveInput) -> Self {
+        // The struct's attributes first: errors are reported in source order.
+        let store = attr::store_attrs(cx, &input.attrs);
         let shape = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => Shape::Named(
@@ -53,7 +55,7 @@ impl<'a> Input<'a> {
         Input {
             original: input,
             ident: &input.ident,
-            store: attr::store_attrs(cx, &input.attrs),
+            store,
             serde: attr::serde_container(&input.attrs),
             shape,
         }
@@ -117,7 +119,7 @@ pub enum Arg {
     Session,
     Params,
     /// A value deserialized from the `data` array.
-    Data(Type),
+    Data(Box<Type>),
 }
 
 impl Method {
@@ -190,7 +192,7 @@ impl Arg {
                 }
             }
         }
-        Arg::Data(ty.clone())
+        Arg::Data(Box::new(ty.clone()))
     }
 }
 

@@ -223,12 +223,13 @@ fn mutation_name(attr: &Attribute) -> syn::Result<LitStr> {
             ))
         }
     };
+    if list.tokens.is_empty() {
+        return Err(syn::Error::new_spanned(
+            list,
+            format!("#[mutation] needs the mutation's name: {MUTATION_USAGE}"),
+        ));
+    }
     list.parse_args_with(|input: ParseStream<'_>| {
-        if input.is_empty() {
-            return Err(input.error(format!(
-                "#[mutation] needs the mutation's name: {MUTATION_USAGE}"
-            )));
-        }
         let name: LitStr = match input.parse() {
             Ok(name) => name,
             Err(_) => {

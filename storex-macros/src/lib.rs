@@ -18,6 +18,9 @@ mod ctxt;
 mod expand;
 mod valid;
 
+#[cfg(test)]
+mod tests;
+
 use ctxt::Ctxt;
 use valid::Derive;
 
@@ -45,7 +48,11 @@ fn derive(input: &syn::DeriveInput, derive: Derive) -> proc_macro2::TokenStream 
             Derive::Store => expand::store(&model),
             Derive::Diff => expand::diff_impl(&model),
         },
-        Err(error) => error.to_compile_error(),
+        Err(error) => {
+            let errors = error.to_compile_error();
+            let fallback = expand::fallback(&model, derive == Derive::Store);
+            quote::quote!(#errors #fallback)
+        }
     }
 }
 
@@ -59,7 +66,11 @@ pub fn mutations(args: TokenStream, input: TokenStream) -> TokenStream {
     let block = ast::Impl::from_syn(&mut cx, item);
     valid::impl_block(&mut cx, &block);
     let valid = !cx.has_errors();
-    let expanded = expand::mutations(&block, valid);
+    // A trait impl is not a store's impl: it is left as it is, with the error beside it.
+    let expanded = match block.item.trait_ {
+        Some(_) => quote::ToTokens::into_token_stream(&block.item),
+        None => expand::mutations(&block, valid),
+    };
     let errors = cx.check().err().map(|error| error.to_compile_error());
     quote::quote!(#errors #expanded).into()
 }

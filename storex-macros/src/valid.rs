@@ -142,14 +142,12 @@ pub fn impl_block(cx: &mut Ctxt, block: &Impl) {
             }
         }
     }
-    if init.is_none() {
+    if init.is_none() && item.trait_.is_none() {
         cx.error_spanned_by(
             &item.self_ty,
-            format!(
-                "this store has no #[init] method; add one that creates the state, e.g. \
-                 `#[init] fn init() -> Self {{ .. }}` (it may be async, take `&Session` and `&Params`, \
-                 and return `Init<Self>` or a `Result`)"
-            ),
+            "this store has no #[init] method; add one that creates the state, e.g. \
+             `#[init] fn init() -> Self { .. }` (it may be async, take `&Session` and `&Params`, \
+             and return `Init<Self>` or a `Result`)",
         );
     }
 }

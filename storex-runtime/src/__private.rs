@@ -37,6 +37,12 @@ pub fn replace_whole<'a, T: WholeValue + ?Sized>(
     replace_if_changed(old, new, changes);
 }
 
+/// An argument of `mutation!` as JSON. It takes a reference, so the caller keeps its value.
+#[inline]
+pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(value)
+}
+
 /// The result of an `#[init]` method as the runtime wants it.
 #[inline]
 pub fn into_init<S, T: IntoInit<S>>(value: T) -> Result<Init<S>, String> {
@@ -61,9 +67,33 @@ fn no_match_message(store: &str, name: &str, args: &[Value]) -> String {
     format!("No mutation matching {name} with data {data} in store {store}")
 }
 
+/// What a mutation's data argument must be: decoded from the JSON `data` array.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a mutation argument: it is not `serde::Deserialize`",
+    label = "decoded from the `data` array the client commits",
+    note = "add `#[derive(serde::Deserialize)]` to `{Self}`; borrowed types such as `&str` cannot be decoded into, use owned ones such as `String`"
+)]
+pub trait MutationArg: DeserializeOwned {}
+
+impl<T: DeserializeOwned> MutationArg for T {}
+
+/// What a `#[terminate]` method returns: nothing.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a terminate result",
+    label = "#[terminate] runs when the session ends and returns nothing",
+    note = "remove the return type: nobody receives what terminate returns"
+)]
+pub trait TerminateResult {}
+
+impl TerminateResult for () {}
+
+/// The end of a `#[terminate]` method.
+#[inline]
+pub fn terminated<T: TerminateResult>(_: T) {}
+
 /// Deserializes argument `index` of a mutation; on failure the error answer names the mutation,
 /// the data and the store, then says which argument did not fit and why.
-pub fn arg<T: DeserializeOwned>(
+pub fn arg<T: MutationArg>(
     store: &str,
     name: &str,
     args: &[Value],

@@ -128,7 +128,7 @@ impl<'a> Changes<'a> {
 
     /// Emits "the value at the current path becomes `value`".
     pub fn update<T: Serialize + ?Sized>(&mut self, value: &T) {
-        if let Some(value) = self.to_value(value) {
+        if let Some(value) = self.serialize_value(value) {
             let path = self.owned_path();
             self.changes.push(Change::Update { path, value });
         }
@@ -136,7 +136,7 @@ impl<'a> Changes<'a> {
 
     /// Emits "a new map key or list element at the current path".
     pub fn insert<T: Serialize + ?Sized>(&mut self, value: &T) {
-        if let Some(value) = self.to_value(value) {
+        if let Some(value) = self.serialize_value(value) {
             let path = self.owned_path();
             self.changes.push(Change::Insert { path, value });
         }
@@ -156,7 +156,7 @@ impl<'a> Changes<'a> {
         }
     }
 
-    fn to_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Option<Value> {
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Option<Value> {
         match serde_json::to_value(value) {
             Ok(value) => Some(value),
             Err(error) => {

@@ -71,7 +71,179 @@ pub use store::{
     BoxFuture, Call, Extensions, Init, IntoInit, IntoOutcome, MutationInfo, Mutations, Outcome,
     Params, Reply, Session, Step, Store,
 };
-pub use storex_macros::{mutation, mutations, Diff, Store};
+/// Makes a struct with named fields a store: its name (`Store::NAME`), its per-field diff, and
+/// its registration by name. Its behaviour comes from a [`macro@mutations`] impl.
+///
+/// - `#[store(name = "...")]` on the struct: the name clients join by (default: the type's name).
+/// - `#[storex(replace)]` on a field: send the whole field when it changed (needs `PartialEq`,
+///   not `Diff`).
+/// - serde's `rename` and `rename_all` name the diff's keys as they name the JSON's; serde
+///   attributes that would make the diff disagree with the JSON (`flatten`, `skip_serializing_if`,
+///   `serialize_with`, `tag`, `transparent`...) are compile errors. Fields serde skips are not diffed.
+/// - Stores cannot be generic, and must be `serde::Serialize + Clone + Send + 'static`.
+///
+/// ```
+/// use storex::Store;
+///
+/// #[derive(Store, serde::Serialize, Clone)]
+/// #[store(name = "ExampleApp.Store.Profile")]
+/// #[serde(rename_all = "camelCase")]
+/// pub struct Profile {
+///     user_name: String,
+///     #[storex(replace)]
+///     theme: (u8, u8, u8),
+/// }
+///
+/// #[storex::mutations]
+/// impl Profile {
+///     #[init]
+///     fn init() -> Self {
+///         Profile { user_name: "ada".into(), theme: (0, 0, 0) }
+///     }
+/// }
+///
+/// assert_eq!(Profile::NAME, "ExampleApp.Store.Profile");
+/// let old = Profile { user_name: "ada".into(), theme: (0, 0, 0) };
+/// let new = Profile { user_name: "grace".into(), theme: (0, 0, 0) };
+/// let diff = storex::diff::diff(&old, &new).unwrap();
+/// assert_eq!(
+///     serde_json::to_value(&diff).unwrap(),
+///     serde_json::json!([{"a": "u", "p": ["userName"], "t": "grace"}])
+/// );
+/// ```
+pub use storex_macros::Store;
+
+/// Implements [`Diff`](trait@Diff) for a type of a store's state.
+///
+/// Structs with named fields are diffed field by field (each field's type must be `Diff`, or
+/// the field marked `#[storex(replace)]`); enums, tuple and unit structs are sent whole when they
+/// changed, so they must be `PartialEq`. Generic types get a `T: Diff` bound per type parameter
+/// (`T: Serialize + PartialEq` for the ones sent whole).
+///
+/// ```
+/// use storex::Diff;
+///
+/// #[derive(Diff, serde::Serialize, Clone, PartialEq)]
+/// struct Todo {
+///     title: String,
+///     state: State,
+/// }
+///
+/// #[derive(Diff, serde::Serialize, Clone, PartialEq)]
+/// enum State {
+///     Open,
+///     Done { by: String },
+/// }
+///
+/// let old = vec![Todo { title: "milk".into(), state: State::Open }];
+/// let mut new = old.clone();
+/// new[0].state = State::Done { by: "ada".into() };
+/// let diff = storex::diff::diff(&old, &new).unwrap();
+/// assert_eq!(
+///     serde_json::to_value(&diff).unwrap(),
+///     serde_json::json!([{"a": "u", "p": [0, "state"], "t": {"Done": {"by": "ada"}}}])
+/// );
+/// ```
+pub use storex_macros::Diff;
+
+/// Turns a store's impl into its behaviour ([`Mutations`]): put it on `impl YourStore { .. }`.
+///
+/// - `#[init]` (exactly one): an associated fn, sync or `async`, taking `&Session` and/or
+///   `&Params` (any order) or nothing, returning `Self`, [`Init<Self>`](Init) (with a key), or a
+///   `Result` of either whose error (any `Display`) refuses the join.
+/// - `#[mutation("name")]`: a method taking `&mut self`, sync or `async`; after `self` it may take
+///   `&Session` and `&Params`, and the data arguments, decoded in order from the commit's `data`
+///   array (`serde::Deserialize`). It returns `()`, [`Reply<T>`](Reply) or a `Result` of either.
+/// - `#[terminate]` (optional): `&mut self` plus optional `&Session`/`&Params`, sync or `async`,
+///   runs when the session ends.
+///
+/// Other items of the impl are left as they are. The markers mean something only inside such an
+/// impl: elsewhere rustc reports "cannot find attribute `mutation`".
+///
+/// ```
+/// use storex::{Init, Params, Reply, Session, Store};
+///
+/// #[derive(Store, serde::Serialize, Clone)]
+/// #[store(name = "ExampleApp.Store.Cart")]
+/// pub struct Cart {
+///     items: Vec<String>,
+/// }
+///
+/// #[storex::mutations]
+/// impl Cart {
+///     #[init]
+///     async fn init(session: &Session, params: &Params) -> Result<Init<Self>, String> {
+///         let user: String = params.get("user").ok_or("Unauthorized")?;
+///         let _ = session.id();
+///         Ok(Init::with_key(Cart { items: Vec::new() }, user))
+///     }
+///
+///     #[mutation("add")]
+///     async fn add(&mut self, item: String, count: usize) -> Reply<usize> {
+///         self.items.extend(std::iter::repeat(item).take(count));
+///         Reply(self.items.len())
+///     }
+///
+///     #[terminate]
+///     fn terminate(&mut self, session: &Session) {
+///         let _ = session;
+///     }
+/// }
+///
+/// let table = <Cart as storex::Mutations>::MUTATIONS;
+/// assert_eq!((table[0].name, table[0].arity, table[0].is_async), ("add", 2, true));
+/// ```
+pub use storex_macros::mutations;
+
+/// A server-side mutation of a store, checked at compile time: `mutation!(Store, "name", args...)`.
+///
+/// The store is any path to a store type; the name must be one of its `#[mutation("...")]`s and
+/// the number of arguments its number of data arguments, or the build fails with a message
+/// naming the store and its mutations. The arguments are serialized to JSON (`serde::Serialize`)
+/// and borrowed, not moved.
+///
+/// ```
+/// use storex::Store;
+///
+/// #[derive(Store, serde::Serialize, Clone)]
+/// pub struct Counter {
+///     counter: i64,
+/// }
+///
+/// #[storex::mutations]
+/// impl Counter {
+///     #[init]
+///     fn init() -> Self {
+///         Counter { counter: 0 }
+///     }
+///
+///     #[mutation("set")]
+///     fn set(&mut self, number: i64) {
+///         self.counter = number;
+///     }
+/// }
+///
+/// let number = 10;
+/// let set = storex::mutation!(Counter, "set", number);
+/// assert_eq!((set.store(), set.name()), ("Counter", "set"));
+/// assert_eq!(set.args(), Ok(&[serde_json::json!(10)][..]));
+/// ```
+///
+/// A misspelt name does not compile:
+///
+/// ```compile_fail
+/// # use storex::Store;
+/// # #[derive(Store, serde::Serialize, Clone)]
+/// # pub struct Counter { counter: i64 }
+/// # #[storex::mutations]
+/// # impl Counter {
+/// #     #[init] fn init() -> Self { Counter { counter: 0 } }
+/// #     #[mutation("set")] fn set(&mut self, number: i64) { self.counter = number; }
+/// # }
+/// // error: no mutation "sett" in store Counter (type Counter); its mutations are: "set"
+/// let set = storex::mutation!(Counter, "sett", 10);
+/// ```
+pub use storex_macros::mutation;
 
 /// What the macros' generated code uses. Not public API: it may change in any release.
 #[doc(hidden)]

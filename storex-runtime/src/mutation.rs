@@ -218,3 +218,69 @@ pub const fn check_mutation(
     }
     Some(message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_mutation;
+    use crate::store::MutationInfo;
+
+    const TABLE: &[MutationInfo] = &[
+        MutationInfo {
+            name: "increase",
+            arity: 0,
+            is_async: false,
+        },
+        MutationInfo {
+            name: "set",
+            arity: 1,
+            is_async: true,
+        },
+    ];
+
+    fn check(name: &str, arity: usize) -> Option<String> {
+        check_mutation("App.Counter", "Counter", TABLE, name, arity)
+            .map(|message| message.as_str().to_owned())
+    }
+
+    #[test]
+    fn known_names_with_their_arity_pass() {
+        assert_eq!(check("increase", 0), None);
+        assert_eq!(check("set", 1), None);
+    }
+
+    #[test]
+    fn messages_name_the_store_and_its_mutations() {
+        assert_eq!(
+            check("increse", 0).as_deref(),
+            Some(
+                r#"no mutation "increse" in store App.Counter (type Counter); its mutations are: "increase", "set""#
+            )
+        );
+        assert_eq!(
+            check("set", 12).as_deref(),
+            Some(
+                r#"mutation "set" of store App.Counter (type Counter) takes 1 argument, 12 given"#
+            )
+        );
+        assert_eq!(
+            check("increase", 1).as_deref(),
+            Some(
+                r#"mutation "increase" of store App.Counter (type Counter) takes 0 arguments, 1 given"#
+            )
+        );
+        let none = check_mutation("S", "S", &[], "x", 0).map(|m| m.as_str().to_owned());
+        assert_eq!(
+            none.as_deref(),
+            Some(r#"no mutation "x" in store S (type S); it has no mutations"#)
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let name = "é".repeat(3000);
+        let message = check_mutation("S", "S", TABLE, &name, 0);
+        let text = message.as_ref().map(|m| m.as_str()).unwrap_or_default();
+        assert!(text.starts_with("no mutation \"éé"));
+        assert!(text.len() <= 2048 && text.len() >= 2046, "{}", text.len());
+    }
+}

@@ -13,8 +13,11 @@ pub struct StoreEntry {
     name: &'static str,
     type_name: fn() -> &'static str,
     mutations: &'static [MutationInfo],
-    join: fn(Session, Params) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>,
+    join: JoinFn,
 }
+
+/// Creates a live instance of one store type.
+type JoinFn = fn(Session, Params) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>;
 
 inventory::collect!(StoreEntry);
 

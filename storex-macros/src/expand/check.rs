@@ -63,7 +63,7 @@ pub fn mutation_call(call: &MutationCall) -> TokenStream {
         };
     };
     let args = call.args.iter().map(|arg| {
-        quote_spanned! {arg.span()=> ::storex::__private::serde_json::to_value(&#arg)}
+        quote_spanned! {arg.span()=> ::storex::__private::to_json(&(#arg))}
     });
     quote! {
         {

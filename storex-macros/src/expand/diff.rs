@@ -9,6 +9,10 @@ use crate::ast::{Input, Shape};
 
 /// `impl Diff`: field by field for structs with named fields, the whole value otherwise.
 pub fn diff_impl(input: &Input<'_>) -> TokenStream {
+    diff_impl_with(input, diff_body(input))
+}
+
+fn diff_impl_with(input: &Input<'_>, body: TokenStream) -> TokenStream {
     let ident = input.ident;
     let mut generics = input.original.generics.clone();
     let bound = match input.shape {
@@ -25,7 +29,23 @@ pub fn diff_impl(input: &Input<'_>) -> TokenStream {
         }
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
-    let body = match &input.shape {
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::storex::__private::Diff for #ident #ty_generics #where_clause {
+            fn diff<'__storex>(
+                &'__storex self,
+                new: &'__storex Self,
+                changes: &mut ::storex::__private::Changes<'__storex>,
+            ) {
+                #body
+            }
+        }
+    }
+}
+
+fn diff_body(input: &Input<'_>) -> TokenStream {
+    let ident = input.ident;
+    match &input.shape {
         Shape::Named(fields) => {
             let rename_all = input.serde.rename_all;
             let steps: Vec<TokenStream> = fields
@@ -58,18 +78,32 @@ pub fn diff_impl(input: &Input<'_>) -> TokenStream {
         _ => quote_spanned! {ident.span()=>
             ::storex::__private::replace_whole(self, new, changes)
         },
-    };
+    }
+}
+
+/// What is emitted beside the errors of a derive that failed: the impls without their
+/// content, so that the user's other code (its `#[storex::mutations]` impl, say) does not add
+/// errors that are only consequences. Nothing for the shapes that cannot have the impls.
+pub fn fallback(input: &Input<'_>, store: bool) -> TokenStream {
+    if matches!(input.shape, Shape::Union(_)) {
+        return TokenStream::new();
+    }
+    let diff = diff_impl_with(input, quote!(let _ = (new, changes);));
+    if !store {
+        return diff;
+    }
+    if !input.original.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let ident = input.ident;
+    let name = input.store_name();
     quote! {
         #[automatically_derived]
-        impl #impl_generics ::storex::__private::Diff for #ident #ty_generics #where_clause {
-            fn diff<'__storex>(
-                &'__storex self,
-                new: &'__storex Self,
-                changes: &mut ::storex::__private::Changes<'__storex>,
-            ) {
-                #body
-            }
+        impl ::storex::__private::Store for #ident {
+            const NAME: &'static str = #name;
         }
+
+        #diff
     }
 }
 

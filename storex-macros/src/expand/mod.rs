@@ -5,5 +5,5 @@ mod diff;
 mod mutations;
 
 pub use check::{mutation_call, MutationCall};
-pub use diff::{diff_impl, store};
+pub use diff::{diff_impl, fallback, store};
 pub use mutations::mutations;

@@ -2,7 +2,7 @@
 //! table of mutations, init, the dispatch by name and arity, and terminate.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
 use crate::ast::{Arg, Impl, Method};
@@ -120,8 +120,6 @@ fn context(method: &Method, session: TokenStream, params: TokenStream) -> Contex
     }
 }
 
-use quote::ToTokens;
-
 fn init(method: &Method) -> TokenStream {
     let ident = &method.sig.ident;
     let cx = context(method, quote!(session), quote!(params));
@@ -203,11 +201,17 @@ fn terminate(method: &Method) -> TokenStream {
     let (session, params, args) = (&cx.session, &cx.params, &cx.args);
     let await_ = method.is_async().then(|| quote!(.await));
     // Spanned at the return type: a terminate that returns something is reported there.
-    let unit = quote_spanned!(return_span(method)=> let () =);
+    let terminated = quote_spanned! {return_span(method)=>
+        ::storex::__private::terminated(__storex_value)
+    };
+    let run = quote! {
+        let __storex_value = Self::#ident(self, #(#args),*) #await_;
+        #terminated
+    };
     let step = if method.is_async() {
-        quote!(::storex::__private::Step::pending(async move { #unit Self::#ident(self, #(#args),*) #await_; }))
+        quote!(::storex::__private::Step::pending(async move { #run }))
     } else {
-        quote!({ #unit Self::#ident(self, #(#args),*); ::storex::__private::Step::ready(()) })
+        quote!(::storex::__private::Step::ready({ #run }))
     };
     quote! {
         fn terminate<'__storex>(

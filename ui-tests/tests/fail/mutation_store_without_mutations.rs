@@ -1,0 +1,19 @@
+use storex::Store;
+
+#[derive(Store, serde::Serialize, Clone)]
+#[store(name = "ExampleApp.Store.Counter")]
+pub struct Counter {
+    counter: i64,
+}
+
+#[storex::mutations]
+impl Counter {
+    #[init]
+    fn init() -> Self {
+        Counter { counter: 0 }
+    }
+}
+
+fn main() {
+    let _ = storex::mutation!(Counter, "increase");
+}

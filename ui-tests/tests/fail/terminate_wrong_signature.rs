@@ -1,0 +1,20 @@
+use storex::Store;
+
+#[derive(Store, serde::Serialize, Clone)]
+#[store(name = "ExampleApp.Store.Counter")]
+pub struct Counter {
+    counter: i64,
+}
+
+#[storex::mutations]
+impl Counter {
+    #[init]
+    fn init() -> Self {
+        Counter { counter: 0 }
+    }
+
+    #[terminate]
+    fn terminate(self, _reason: String) {}
+}
+
+fn main() {}
