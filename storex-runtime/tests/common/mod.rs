@@ -1,5 +1,5 @@
 //! What the WebSocket tests share: stores, a real server on a loopback port, a real client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod stores;
 
