@@ -1,0 +1,436 @@
+//! The diff's contract, on random values: the client's algorithm (`storex::diff::apply`, PROTOCOL.md)
+//! applied to the old state's JSON with `diff(old, new)` gives exactly the new state's JSON, every
+//! change's path exists when its turn comes, and a value diffed with itself gives nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+
+use proptest::prelude::*;
+use serde::Serialize;
+use serde_json::{json, Map, Number, Value};
+use storex::diff::{apply, diff, Changes, Diff};
+
+/// Checks the contract for one pair; the JSON texts are compared too, which tells `0.0` from `-0.0`.
+fn check<T: Diff + Debug + ?Sized>(old: &T, new: &T) -> Result<(), TestCaseError> {
+    let changes = diff(old, new).expect("the values serialize");
+    let mut state = serde_json::to_value(old).expect("old serializes");
+    let expected = serde_json::to_value(new).expect("new serializes");
+    if let Err(error) = apply(&mut state, &changes) {
+        return Err(TestCaseError::fail(format!(
+            "{error} while applying {changes:?}"
+        )));
+    }
+    prop_assert_eq!(&state, &expected, "changes: {:?}", changes);
+    prop_assert_eq!(state.to_string(), expected.to_string());
+    Ok(())
+}
+
+fn check_unchanged<T: Diff + Debug + ?Sized>(value: &T) -> Result<(), TestCaseError> {
+    let changes = diff(value, value).expect("the value serializes");
+    prop_assert!(changes.is_empty(), "{:?} gave {:?}", value, changes);
+    Ok(())
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// serde_json::Value
+
+fn number() -> impl Strategy<Value = Number> {
+    prop_oneof![
+        (-3_i64..3).prop_map(Number::from),
+        any::<u64>().prop_map(Number::from),
+        // 1.0 next to 1, and -0.0 next to 0.0: numbers equal in value but not in JSON text.
+        prop::sample::select(vec![0.0, -0.0, 1.0, 1.5, -2.5])
+            .prop_filter_map("finite", Number::from_f64),
+        any::<f64>().prop_filter_map("finite", Number::from_f64),
+    ]
+}
+
+/// `0`, `0.0` and `-0.0`; `1` and `1.0`: equal to serde_json's `==` in pairs, different on the wire.
+fn tricky_number() -> impl Strategy<Value = Value> {
+    prop::sample::select(vec![
+        json!(0),
+        json!(0.0),
+        json!(-0.0),
+        json!(1),
+        json!(1.0),
+    ])
+}
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        number().prop_map(Value::Number),
+        "[ab]{0,2}".prop_map(Value::String),
+    ]
+}
+
+/// Few keys, so that two random objects share some, miss some and add some.
+fn key() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["a", "b", "c", "d", "0", ""]).prop_map(str::to_owned)
+}
+
+fn json() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(4, 40, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(key(), inner, 0..5)
+                .prop_map(|map| Value::Object(map.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// An edit somewhere in a tree: `path` picks a child at each level (modulo the number of children).
+#[derive(Debug, Clone)]
+enum Edit {
+    Replace(Value),
+    Remove,
+    Add(String, Value),
+}
+
+fn edit() -> impl Strategy<Value = (Vec<usize>, Edit)> {
+    let edit = prop_oneof![
+        json().prop_map(Edit::Replace),
+        Just(Edit::Remove),
+        (key(), json()).prop_map(|(key, value)| Edit::Add(key, value)),
+    ];
+    (prop::collection::vec(any::<usize>(), 0..5), edit)
+}
+
+fn edited(mut value: Value, edits: &[(Vec<usize>, Edit)]) -> Value {
+    for (path, edit) in edits {
+        edit_at(&mut value, path, edit);
+    }
+    value
+}
+
+fn edit_at(value: &mut Value, path: &[usize], edit: &Edit) {
+    let children = match value {
+        Value::Array(list) => list.len(),
+        Value::Object(map) => map.len(),
+        _ => 0,
+    };
+    match (path.split_first(), value) {
+        (Some((pick, rest)), Value::Array(list)) if children > 0 && !rest.is_empty() => {
+            edit_at(&mut list[pick % children], rest, edit)
+        }
+        (Some((pick, rest)), Value::Object(map)) if children > 0 && !rest.is_empty() => {
+            let child = map.values_mut().nth(pick % children).expect("in range");
+            edit_at(child, rest, edit)
+        }
+        (Some((pick, _)), Value::Array(list)) => match edit {
+            Edit::Replace(new) if children > 0 => list[pick % children] = new.clone(),
+            Edit::Remove if children > 0 => {
+                list.remove(pick % children);
+            }
+            Edit::Add(_, new) | Edit::Replace(new) => {
+                list.insert(pick % (children + 1), new.clone())
+            }
+            Edit::Remove => {}
+        },
+        (Some((pick, _)), Value::Object(map)) => match edit {
+            Edit::Replace(new) if children > 0 => {
+                *map.values_mut().nth(pick % children).expect("in range") = new.clone()
+            }
+            Edit::Remove if children > 0 => {
+                let key = map.keys().nth(pick % children).expect("in range").clone();
+                map.remove(&key);
+            }
+            Edit::Add(key, new) => {
+                map.insert(key.clone(), new.clone());
+            }
+            Edit::Replace(new) => {
+                map.insert("a".to_owned(), new.clone());
+            }
+            Edit::Remove => {}
+        },
+        (_, value) => {
+            if let Edit::Replace(new) | Edit::Add(_, new) = edit {
+                *value = new.clone();
+            }
+        }
+    }
+}
+
+/// Two unrelated trees (type changes everywhere), or a tree and an edited copy of it (mostly
+/// equal, with changes deep inside).
+fn json_pair() -> impl Strategy<Value = (Value, Value)> {
+    prop_oneof![
+        (json(), json()),
+        (json(), prop::collection::vec(edit(), 1..4)).prop_map(|(old, edits)| {
+            let new = edited(old.clone(), &edits);
+            (old, new)
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn json_values((old, new) in json_pair()) {
+        check(&old, &new)?;
+    }
+
+    #[test]
+    fn json_numbers_equal_in_value_but_not_in_text(
+        old in prop::collection::vec(tricky_number(), 0..4),
+        new in prop::collection::vec(tricky_number(), 0..4),
+    ) {
+        check(&Value::from(old), &Value::from(new))?;
+    }
+
+    #[test]
+    fn json_value_against_itself_is_empty(value in json()) {
+        check_unchanged(&value)?;
+    }
+
+    #[test]
+    fn every_change_applies_in_order((old, new) in json_pair()) {
+        let changes = diff(&old, &new).unwrap();
+        let mut state = old.clone();
+        for (index, change) in changes.iter().enumerate() {
+            let applied = apply(&mut state, std::slice::from_ref(change));
+            prop_assert!(applied.is_ok(), "change {} of {:?}: {:?}", index, changes, applied);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Standard types
+
+fn short_string() -> impl Strategy<Value = String> {
+    "[xyz]{0,2}"
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn vec_of_integers(old in prop::collection::vec(-2_i64..3, 0..8),
+                       new in prop::collection::vec(-2_i64..3, 0..8)) {
+        check(&old, &new)?;
+        check_unchanged(&old)?;
+    }
+
+    #[test]
+    fn vec_of_vec_of_strings(
+        old in prop::collection::vec(prop::collection::vec(short_string(), 0..4), 0..5),
+        new in prop::collection::vec(prop::collection::vec(short_string(), 0..4), 0..5),
+    ) {
+        check(&old, &new)?;
+        check_unchanged(&old)?;
+    }
+
+    #[test]
+    fn hash_map_of_byte_vecs(
+        old in prop::collection::hash_map(short_string(), prop::collection::vec(any::<u8>(), 0..4), 0..5),
+        new in prop::collection::hash_map(short_string(), prop::collection::vec(any::<u8>(), 0..4), 0..5),
+    ) {
+        check(&old, &new)?;
+        check_unchanged(&old)?;
+    }
+
+    #[test]
+    fn btree_map_with_integer_keys(
+        old in prop::collection::btree_map(0_u32..6, prop::option::of(short_string()), 0..5),
+        new in prop::collection::btree_map(0_u32..6, prop::option::of(short_string()), 0..5),
+    ) {
+        check(&old, &new)?;
+        check_unchanged(&old)?;
+    }
+
+    #[test]
+    fn option_of_vec_of_floats(
+        old in prop::option::of(prop::collection::vec(float(), 0..5)),
+        new in prop::option::of(prop::collection::vec(float(), 0..5)),
+    ) {
+        check(&old, &new)?;
+        check_unchanged(&old)?;
+    }
+
+    #[test]
+    fn option_of_vec_of_maps(
+        old in prop::option::of(prop::collection::vec(prop::collection::btree_map(-2_i8..2, any::<bool>(), 0..3), 0..4)),
+        new in prop::option::of(prop::collection::vec(prop::collection::btree_map(-2_i8..2, any::<bool>(), 0..3), 0..4)),
+    ) {
+        check(&old, &new)?;
+        check_unchanged(&old)?;
+    }
+}
+
+/// Floats whose JSON is tricky: `-0.0`, and NaN and the infinities, which JSON writes as `null`.
+fn float() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        prop::sample::select(vec![0.0, -0.0, 1.0, f64::NAN, -f64::NAN, f64::INFINITY]),
+        any::<f64>(),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// A store's state, with `Diff` written by hand in the shape `#[derive(Diff)]` generates.
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Todo {
+    id: u64,
+    title: String,
+    done: bool,
+    tags: Vec<String>,
+    score: f64,
+}
+
+// TODO(derive): `#[derive(storex::Diff)]` on `Todo` once the macros land.
+impl Diff for Todo {
+    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
+        changes.at_key("id", |changes| self.id.diff(&new.id, changes));
+        changes.at_key("title", |changes| self.title.diff(&new.title, changes));
+        changes.at_key("done", |changes| self.done.diff(&new.done, changes));
+        changes.at_key("tags", |changes| self.tags.diff(&new.tags, changes));
+        changes.at_key("score", |changes| self.score.diff(&new.score, changes));
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Filter {
+    text: String,
+    only_open: bool,
+}
+
+// TODO(derive): `#[derive(storex::Diff)]` on `Filter` once the macros land.
+impl Diff for Filter {
+    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
+        changes.at_key("text", |changes| self.text.diff(&new.text, changes));
+        changes.at_key("only_open", |changes| {
+            self.only_open.diff(&new.only_open, changes)
+        });
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Board {
+    todos: Vec<Todo>,
+    owners: HashMap<String, Vec<u64>>,
+    filter: Option<Filter>,
+    title: String,
+}
+
+// TODO(derive): `#[derive(storex::Diff)]` on `Board` once the macros land.
+impl Diff for Board {
+    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
+        changes.at_key("todos", |changes| self.todos.diff(&new.todos, changes));
+        changes.at_key("owners", |changes| self.owners.diff(&new.owners, changes));
+        changes.at_key("filter", |changes| self.filter.diff(&new.filter, changes));
+        changes.at_key("title", |changes| self.title.diff(&new.title, changes));
+    }
+}
+
+fn todo() -> impl Strategy<Value = Todo> {
+    (
+        0_u64..4,
+        short_string(),
+        any::<bool>(),
+        prop::collection::vec(short_string(), 0..3),
+        float(),
+    )
+        .prop_map(|(id, title, done, tags, score)| Todo {
+            id,
+            title,
+            done,
+            tags,
+            score,
+        })
+}
+
+fn board() -> impl Strategy<Value = Board> {
+    (
+        prop::collection::vec(todo(), 0..5),
+        prop::collection::hash_map(short_string(), prop::collection::vec(0_u64..3, 0..3), 0..4),
+        prop::option::of(
+            (short_string(), any::<bool>())
+                .prop_map(|(text, only_open)| Filter { text, only_open }),
+        ),
+        short_string(),
+    )
+        .prop_map(|(todos, owners, filter, title)| Board {
+            todos,
+            owners,
+            filter,
+            title,
+        })
+}
+
+/// A new board made of `old` and `other`, field by field and todo by todo as `picks` says: most
+/// of it unchanged, as after a real mutation.
+fn mixed(old: &Board, other: &Board, picks: u64) -> Board {
+    let pick = |bit: u32| picks >> bit & 1 == 1;
+    let len = if pick(0) {
+        other.todos.len()
+    } else {
+        old.todos.len()
+    };
+    let todos = (0..len)
+        .map(
+            |index| match (old.todos.get(index), other.todos.get(index)) {
+                (Some(old), Some(other)) => {
+                    let mut todo = old.clone();
+                    if pick(8 + index as u32 % 8) {
+                        todo.title.clone_from(&other.title);
+                        todo.tags.clone_from(&other.tags);
+                    }
+                    if pick(16 + index as u32 % 8) {
+                        todo.done = other.done;
+                        todo.score = other.score;
+                    }
+                    todo
+                }
+                (Some(todo), None) | (None, Some(todo)) => todo.clone(),
+                (None, None) => unreachable!("index below one of the lengths"),
+            },
+        )
+        .collect();
+    Board {
+        todos,
+        owners: if pick(1) {
+            other.owners.clone()
+        } else {
+            old.owners.clone()
+        },
+        filter: if pick(2) {
+            other.filter.clone()
+        } else {
+            old.filter.clone()
+        },
+        title: if pick(3) {
+            other.title.clone()
+        } else {
+            old.title.clone()
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn store_state(old in board(), other in board(), picks in any::<u64>()) {
+        check(&old, &other)?;
+        let new = mixed(&old, &other, picks);
+        check(&old, &new)?;
+    }
+
+    #[test]
+    fn store_state_against_itself_is_empty(state in board()) {
+        check_unchanged(&state)?;
+        check_unchanged(&state.clone())?;
+    }
+}
