@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use proptest::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Map, Number, Value};
-use storex::diff::{apply, diff, Changes, Diff};
+use storex::diff::{apply, diff, Diff};
 
 /// Checks the contract for one pair; the JSON texts are compared too, which tells `0.0` from `-0.0`.
 fn check<T: Diff + Debug + ?Sized>(old: &T, new: &T) -> Result<(), TestCaseError> {
@@ -278,9 +278,9 @@ fn float() -> impl Strategy<Value = f64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A store's state, with `Diff` written by hand in the shape `#[derive(Diff)]` generates.
+// A store's state, with `#[derive(Diff)]`.
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
 struct Todo {
     id: u64,
     title: String,
@@ -289,49 +289,20 @@ struct Todo {
     score: f64,
 }
 
-// TODO(derive): `#[derive(storex::Diff)]` on `Todo` once the macros land.
-impl Diff for Todo {
-    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
-        changes.at_key("id", |changes| self.id.diff(&new.id, changes));
-        changes.at_key("title", |changes| self.title.diff(&new.title, changes));
-        changes.at_key("done", |changes| self.done.diff(&new.done, changes));
-        changes.at_key("tags", |changes| self.tags.diff(&new.tags, changes));
-        changes.at_key("score", |changes| self.score.diff(&new.score, changes));
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
+// Renamed keys: the derived diff must name them as serde writes them (`onlyOpen`).
+#[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
+#[serde(rename_all = "camelCase")]
 struct Filter {
     text: String,
     only_open: bool,
 }
 
-// TODO(derive): `#[derive(storex::Diff)]` on `Filter` once the macros land.
-impl Diff for Filter {
-    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
-        changes.at_key("text", |changes| self.text.diff(&new.text, changes));
-        changes.at_key("only_open", |changes| {
-            self.only_open.diff(&new.only_open, changes)
-        });
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
 struct Board {
     todos: Vec<Todo>,
     owners: HashMap<String, Vec<u64>>,
     filter: Option<Filter>,
     title: String,
-}
-
-// TODO(derive): `#[derive(storex::Diff)]` on `Board` once the macros land.
-impl Diff for Board {
-    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
-        changes.at_key("todos", |changes| self.todos.diff(&new.todos, changes));
-        changes.at_key("owners", |changes| self.owners.diff(&new.owners, changes));
-        changes.at_key("filter", |changes| self.filter.diff(&new.filter, changes));
-        changes.at_key("title", |changes| self.title.diff(&new.title, changes));
-    }
 }
 
 fn todo() -> impl Strategy<Value = Todo> {
