@@ -50,8 +50,8 @@ fn benches(c: &mut Criterion) {
 
     // Both sides must agree on what changed, or the comparison means nothing.
     let generated = storex::diff::diff(&old, &new).expect("the state serializes");
-    let baseline = baseline(&old, &new);
-    assert_eq!(generated, baseline);
+    let naive = baseline(&old, &new);
+    assert_eq!(generated, naive);
     assert_eq!(generated.len(), 1);
 
     let mut group = c.benchmark_group(GROUP);

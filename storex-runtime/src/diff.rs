@@ -2,6 +2,16 @@
 //!
 //! The wire format and the order of changes are fixed by PROTOCOL.md: a diff is a list of
 //! `{"a":"u"|"i"|"d","p":PATH,"t":VALUE}` changes that a client applies one after another.
+//! What the implementations here emit, so that this sequential application is exact:
+//! - lists by position: the common part first, then inserts in ascending index order when the
+//!   list grew, or deletes from the highest index down when it shrank;
+//! - maps by key (keys as serde_json writes them: integers, bools and chars become strings);
+//! - a value whose JSON type changed, and `None` ↔ `Some`, is one update at its path (`[]` for the root);
+//! - floats change when their JSON does: bit for bit when finite (`0.0` → `-0.0` is sent), and never
+//!   between two non-finite values, which JSON writes alike as `null`.
+//!
+//! Walking unchanged parts of a state allocates nothing: paths borrow keys from the states, and a
+//! value is serialized only when a change carrying it is emitted.
 
 use std::borrow::Cow;
 use std::fmt;
