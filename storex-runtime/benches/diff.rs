@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p storex-runtime --bench diff`; the last line printed is baseline / generated.
 
+#![allow(clippy::expect_used)] // a bench that cannot build its input has nothing to measure
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::SystemTime;
