@@ -264,6 +264,31 @@ macro_rules! display_keys {
 
 display_keys!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool, char);
 
+/// The key-by-key diff every map shares: common keys recurse, removed keys are deleted, new keys
+/// inserted. Keys are independent of each other, so the order of the changes does not matter.
+fn diff_maps<'a, K: 'a, V: Diff + 'a>(
+    old: impl IntoIterator<Item = (&'a K, &'a V)>,
+    new: impl IntoIterator<Item = (&'a K, &'a V)>,
+    in_new: impl Fn(&K) -> Option<&'a V>,
+    in_old: impl Fn(&K) -> bool,
+    segment: impl Fn(&'a K) -> Segment<'a>,
+    changes: &mut Changes<'a>,
+) {
+    for (key, old_value) in old {
+        match in_new(key) {
+            Some(new_value) => {
+                changes.at(segment(key), |changes| old_value.diff(new_value, changes))
+            }
+            None => changes.at(segment(key), Changes::delete),
+        }
+    }
+    for (key, new_value) in new {
+        if !in_old(key) {
+            changes.at(segment(key), |changes| changes.insert(new_value));
+        }
+    }
+}
+
 impl<K, V, S> Diff for HashMap<K, V, S>
 where
     K: DiffKey + Eq + Hash,
@@ -271,20 +296,8 @@ where
     S: BuildHasher,
 {
     fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
-        // Keys are independent of each other: the order of the changes does not matter.
-        for (key, old_value) in self {
-            match new.get(key) {
-                Some(new_value) => {
-                    changes.at(key.segment(), |changes| old_value.diff(new_value, changes))
-                }
-                None => changes.at(key.segment(), Changes::delete),
-            }
-        }
-        for (key, new_value) in new {
-            if !self.contains_key(key) {
-                changes.at(key.segment(), |changes| changes.insert(new_value));
-            }
-        }
+        let (in_new, in_old) = (|key: &K| new.get(key), |key: &K| self.contains_key(key));
+        diff_maps(self, new, in_new, in_old, K::segment, changes);
     }
 }
 
@@ -294,19 +307,8 @@ where
     V: Diff,
 {
     fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
-        for (key, old_value) in self {
-            match new.get(key) {
-                Some(new_value) => {
-                    changes.at(key.segment(), |changes| old_value.diff(new_value, changes))
-                }
-                None => changes.at(key.segment(), Changes::delete),
-            }
-        }
-        for (key, new_value) in new {
-            if !self.contains_key(key) {
-                changes.at(key.segment(), |changes| changes.insert(new_value));
-            }
-        }
+        let (in_new, in_old) = (|key: &K| new.get(key), |key: &K| self.contains_key(key));
+        diff_maps(self, new, in_new, in_old, K::segment, changes);
     }
 }
 
@@ -314,18 +316,12 @@ impl Diff for Value {
     fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
         match (self, new) {
             (Value::Object(old), Value::Object(new)) => {
-                for (key, old_value) in old {
-                    match new.get(key) {
-                        Some(new_value) => changes
-                            .at_key(key.as_str(), |changes| old_value.diff(new_value, changes)),
-                        None => changes.at_key(key.as_str(), Changes::delete),
-                    }
-                }
-                for (key, new_value) in new {
-                    if !old.contains_key(key) {
-                        changes.at_key(key.as_str(), |changes| changes.insert(new_value));
-                    }
-                }
+                let (in_new, in_old) = (
+                    |key: &String| new.get(key),
+                    |key: &String| old.contains_key(key),
+                );
+                let segment = |key: &'a String| Segment::Key(Cow::Borrowed(key.as_str()));
+                diff_maps(old, new, in_new, in_old, segment, changes);
             }
             (Value::Array(old), Value::Array(new)) => old.as_slice().diff(new.as_slice(), changes),
             (Value::Number(old), Value::Number(new)) => {
