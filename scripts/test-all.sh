@@ -17,12 +17,22 @@ step "cargo test"
 cargo test --workspace 2>&1 | tee target/cargo-test.log
 rust_passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')
 
-js_passed=0
+# node's test runner (TAP when piped) ends each run with "# pass N".
+js_passed=0 integration_passed=0 browser_passed=0
 if [ -f storex-runtime/js/package.json ]; then
   step "JavaScript client tests"
   bash storex-runtime/js/test.sh 2>&1 | tee target/js-test.log
   js_passed=$(grep -Eo '^# pass [0-9]+' target/js-test.log | awk '{s+=$3} END {print s+0}')
+
+  step "JavaScript end-to-end tests: the client against the example servers, the pages in headless Chromium"
+  bash storex-runtime/js/test-e2e.sh 2>&1 | tee target/js-e2e.log
+  # test-e2e.sh prints "== js: integration ..." and "== js: browser ..." before each suite.
+  count_after() {
+    awk -v suite="$1" '/^== js: / { current = ($3 == suite) } current && /^# pass [0-9]+/ { s += $3 } END { print s + 0 }' target/js-e2e.log
+  }
+  integration_passed=$(count_after integration)
+  browser_passed=$(count_after browser)
 fi
 
-printf '\nstorex-rs: all checks green in %ss: %s Rust tests, %s JavaScript tests\n' \
-  "$(( $(date +%s) - start ))" "$rust_passed" "$js_passed"
+printf '\nstorex-rs: all checks green in %ss: %s Rust tests, %s JavaScript unit tests, %s integration tests, %s browser tests\n' \
+  "$(( $(date +%s) - start ))" "$rust_passed" "$js_passed" "$integration_passed" "$browser_passed"

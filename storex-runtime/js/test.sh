@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the browser client: unit tests (node --test) and the .d.ts check (tsc --noEmit).
 # Works from any directory and on a machine with only node (>= 20) and npm.
-# Later suites sit beside test/unit/: test/integration/ (a real storex-rs server) and
-# test/browser/ (a real browser); they are run by their own scripts, not by this one.
+# The suites beside test/unit/, test/integration/ (the example servers) and test/browser/
+# (headless Chromium), need the Rust build: test-e2e.sh runs them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
