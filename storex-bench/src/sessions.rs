@@ -24,6 +24,9 @@ pub struct Sessions {
     pub sources: u8,
     /// Whether to trigger the server-side mutation once every session is joined.
     pub fan_out: bool,
+    /// Connect to the echo endpoint instead (one frame answered, no store): the stack's own
+    /// memory per connection and connection rate, the limit of the storex figures.
+    pub echo: bool,
 }
 
 /// What a sessions measure found.
@@ -95,6 +98,7 @@ pub async fn run(
                 opening.clone(),
                 events.clone(),
                 stopped.clone(),
+                measure.echo,
             ))
         })
         .collect();
@@ -173,7 +177,8 @@ async fn measure_joined(
     // Let the server finish what the joins left (buffers handed back, tasks parked) before reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let live = client::http(server, "GET", "/bench/sessions").await?;
-    if live["sessions"] != json!(measure.sessions) {
+    let expected = if measure.echo { 0 } else { measure.sessions };
+    if live["sessions"] != json!(expected) {
         return Err(format!("the server holds {} sessions", live["sessions"]));
     }
     let rss = before.zip(rss_kib());
@@ -184,7 +189,7 @@ async fn measure_joined(
         rss_kib: rss,
         fan_out: None,
     };
-    if !measure.fan_out {
+    if !measure.fan_out || measure.echo {
         return Ok((report, None));
     }
     let answer = client::http(server, "POST", "/bench/mutate").await?;
@@ -213,13 +218,17 @@ async fn session(
     opening: Arc<Semaphore>,
     events: mpsc::UnboundedSender<Event>,
     mut stopped: watch::Receiver<bool>,
+    echo: bool,
 ) -> Result<Option<u64>, String> {
     let opened = {
         let _permit = opening
             .acquire()
             .await
             .map_err(|_| "the semaphore closed".to_owned())?;
-        match client::connect(server, "/storex", source).await {
+        match client::connect(server, if echo { "/echo" } else { "/storex" }, source).await {
+            Ok(mut socket) if echo => echo_once(&mut socket)
+                .await
+                .map(|()| (socket, String::new(), Value::Null)),
             Ok(mut socket) => client::join(&mut socket)
                 .await
                 .map(|(session, state)| (socket, session, state)),
@@ -240,6 +249,18 @@ async fn session(
     }
     drop(socket);
     received
+}
+
+/// The echo's stand-in for a join: one frame of a join's size, answered.
+async fn echo_once(socket: &mut Socket) -> Result<(), String> {
+    let message = client::join_message(0);
+    client::feed(socket, message.clone()).await?;
+    client::flush(socket).await?;
+    let answer = client::next_text(socket).await?;
+    if answer != message {
+        return Err(format!("the echo answered {answer}"));
+    }
+    Ok(())
 }
 
 async fn wait_for_pushes(

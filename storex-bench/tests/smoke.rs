@@ -65,6 +65,7 @@ fn sessions_and_fan_out_count_exactly() {
             concurrency: 4,
             sources: 3,
             fan_out: true,
+            echo: false,
         };
         let report = sessions::run(server, measure, || None)
             .await
@@ -75,6 +76,16 @@ fn sessions_and_fan_out_count_exactly() {
         assert_eq!(fan_out.pushes, 20);
         assert_eq!(fan_out.latency.count, 20);
         assert!(report.rss_kib.is_none());
+        let echo = Sessions {
+            echo: true,
+            fan_out: false,
+            ..measure
+        };
+        let report = sessions::run(server, echo, || None)
+            .await
+            .expect("every echo verified");
+        assert_eq!(report.joined, 20);
+        assert!(report.fan_out.is_none());
     });
 }
 

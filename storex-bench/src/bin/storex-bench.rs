@@ -259,6 +259,7 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
         concurrency: 1,
         sources: 0,
         fan_out: false,
+        echo: false,
     };
     sessions::run(server.addr, warm_up, || None).await?;
     let measure = Sessions {
@@ -266,32 +267,68 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
         concurrency: options.concurrency,
         sources: options.sources,
         fan_out: options.fan_out,
+        echo: false,
     };
     let report = sessions::run(server.addr, measure, || server.rss_kib()).await?;
+    drop(server);
+    // The limit: the same connections to the echo endpoint of a fresh server.
+    let echo_server = Server::start(options)?;
+    let echo_measure = Sessions {
+        fan_out: false,
+        echo: true,
+        ..measure
+    };
+    sessions::run(
+        echo_server.addr,
+        Sessions {
+            sessions: 1,
+            concurrency: 1,
+            sources: 0,
+            ..echo_measure
+        },
+        || None,
+    )
+    .await?;
+    let echo = sessions::run(echo_server.addr, echo_measure, || echo_server.rss_kib()).await?;
+    drop(echo_server);
     println!(
         "## Sessions: {} idle joined sessions ({} connecting at once, from {} source addresses)",
         report.joined, options.concurrency, options.sources
     );
     println!();
-    println!("| figure | value |");
-    println!("|---|---|");
-    if let Some((before, after)) = report.rss_kib {
-        println!("| server RSS before / after | {before} KiB / {after} KiB |");
-    }
-    if let Some(per_session) = report.rss_per_session() {
-        println!("| resident per session | {:.2} KiB |", per_session / 1024.0);
+    println!("| figure | storex | echo (the limit) | ratio |");
+    println!("|---|---|---|---|");
+    let rss = |r: &sessions::SessionsReport| {
+        r.rss_kib.map_or("?".into(), |(before, after)| {
+            format!("{before} KiB / {after} KiB")
+        })
+    };
+    println!(
+        "| server RSS before / after | {} | {} | |",
+        rss(&report),
+        rss(&echo)
+    );
+    if let (Some(storex), Some(limit)) = (report.rss_per_session(), echo.rss_per_session()) {
+        println!(
+            "| resident per connection | {:.2} KiB | {:.2} KiB | {:.2}× |",
+            storex / 1024.0,
+            limit / 1024.0,
+            storex / limit.max(1.0)
+        );
     }
     println!(
-        "| joins/s (connect + upgrade + join) | {:.0} |",
-        report.join_rate()
+        "| joins/s (connect + upgrade + join) | {:.0} | {:.0} | {:.0} % |",
+        report.join_rate(),
+        echo.join_rate(),
+        report.join_rate() / echo.join_rate().max(1e-9) * 100.0
     );
     if let Some(fan_out) = &report.fan_out {
         println!(
-            "| fan-out: reached / pushes received | {} / {} |",
+            "| fan-out: reached / pushes received | {} / {} | | |",
             fan_out.reached, fan_out.pushes
         );
         println!(
-            "| fan-out p50 / p99 / max | {} / {} / {} |",
+            "| fan-out p50 / p99 / max | {} / {} / {} | | |",
             ms(fan_out.latency.p50),
             ms(fan_out.latency.p99),
             ms(fan_out.latency.max)
