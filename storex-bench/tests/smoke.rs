@@ -1,6 +1,9 @@
 //! The load generator on a tiny scale (debug build): every answer verified, counts exact.
 //! Timings are never asserted.
 
+// A test states what it expects by panicking on anything else.
+#![allow(clippy::expect_used)]
+
 use std::net::SocketAddr;
 
 use storex_bench::round_trip::{self, RoundTrip, Target};
