@@ -54,13 +54,16 @@ pub fn bind(options: &ServerOptions) -> std::io::Result<(actix_web::dev::Server,
     // Idle sessions must outlive a 10,000-session measure; everything else is the default.
     let config = Config::new("/storex").idle_timeout(Duration::from_secs(600));
     let hub = config.hub().clone();
+    let echoes = web::Data::new(EchoSessions::default());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(hub.clone()))
+            .app_data(echoes.clone())
             .service(storex::actix::scope(config.clone()))
             .route("/echo", web::get().to(echo))
             .route("/bench/mutate", web::post().to(mutate))
             .route("/bench/sessions", web::get().to(sessions))
+            .route("/bench/echo-broadcast", web::post().to(echo_broadcast))
     })
     .workers(options.workers.max(1))
     .backlog(4096)
@@ -105,10 +108,44 @@ async fn sessions(hub: web::Data<Hub>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "sessions": hub.session_count() }))
 }
 
+/// The echo sessions opened with `?fan_out=1`: the fan-out's limit pushes to them the way the
+/// hub does (a bounded channel into each session's task, which writes the frame), with no store.
+#[derive(Default)]
+struct EchoSessions {
+    inboxes: std::sync::Mutex<Vec<tokio::sync::mpsc::Sender<()>>>,
+}
+
+/// What the echo pushes: a storex push of the counter's first increase, byte for byte.
+pub fn echo_push() -> String {
+    format!(
+        r#"{{"type":"mutation","store":"{STORE}","session":"{}","diff":[{{"a":"u","p":["counter"],"t":1}}]}}"#,
+        crate::client::FAKE_SESSION
+    )
+}
+
+async fn echo_broadcast(echoes: web::Data<EchoSessions>) -> HttpResponse {
+    let trigger_unix_ns = unix_ns();
+    let inboxes: Vec<_> = echoes
+        .inboxes
+        .lock()
+        .map(|inboxes| inboxes.clone())
+        .unwrap_or_default();
+    let reached = inboxes
+        .iter()
+        .filter(|inbox| inbox.try_send(()).is_ok())
+        .count();
+    HttpResponse::Ok().json(Triggered {
+        trigger_unix_ns,
+        reached,
+    })
+}
+
 #[derive(Deserialize)]
 struct EchoQuery {
     #[serde(default)]
     pad: usize,
+    #[serde(default)]
+    fan_out: u8,
 }
 
 /// Answers each text frame with itself, padded with spaces (still JSON) to `pad` bytes: a frame
@@ -117,6 +154,7 @@ async fn echo(
     request: HttpRequest,
     body: web::Payload,
     query: web::Query<EchoQuery>,
+    echoes: web::Data<EchoSessions>,
 ) -> HttpResponse {
     let (response, mut socket, stream) = match actix_ws::handle(&request, body) {
         Ok(parts) => parts,
@@ -127,8 +165,28 @@ async fn echo(
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME);
     let pad = query.pad.min(MAX_FRAME);
+    let (pushes, mut inbox) = tokio::sync::mpsc::channel(1);
+    if query.fan_out == 1 {
+        if let Ok(mut inboxes) = echoes.inboxes.lock() {
+            inboxes.push(pushes);
+        }
+    } else {
+        drop(pushes);
+    }
     actix_web::rt::spawn(async move {
-        while let Some(Ok(message)) = stream.recv().await {
+        loop {
+            let message = tokio::select! {
+                message = stream.recv() => match message {
+                    Some(Ok(message)) => message,
+                    _ => break,
+                },
+                Some(()) = inbox.recv() => {
+                    if socket.text(echo_push()).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
             match message {
                 AggregatedMessage::Text(text) => {
                     let mut answer = String::with_capacity(pad.max(text.len()));

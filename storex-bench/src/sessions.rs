@@ -24,8 +24,9 @@ pub struct Sessions {
     pub sources: u8,
     /// Whether to trigger the server-side mutation once every session is joined.
     pub fan_out: bool,
-    /// Connect to the echo endpoint instead (one frame answered, no store): the stack's own
-    /// memory per connection and connection rate, the limit of the storex figures.
+    /// Connect to the echo endpoint instead (one frame answered, no store; the fan-out pushes a
+    /// fixed frame through a channel into each session's task): the stack's own memory per
+    /// connection, connection rate and fan-out, the limit of the storex figures.
     pub echo: bool,
 }
 
@@ -85,6 +86,12 @@ pub async fn run(
     let (events, mut event) = mpsc::unbounded_channel();
     let (stop, stopped) = watch::channel(false);
     let opening = Arc::new(Semaphore::new(measure.concurrency.max(1)));
+    // Only echo sessions of a fan-out register for the echo's broadcast.
+    let path = match (measure.echo, measure.fan_out) {
+        (false, _) => "/storex",
+        (true, false) => "/echo",
+        (true, true) => "/echo?fan_out=1",
+    };
     let started = Instant::now();
     let tasks: Vec<_> = (0..measure.sessions)
         .map(|index| {
@@ -99,6 +106,7 @@ pub async fn run(
                 events.clone(),
                 stopped.clone(),
                 measure.echo,
+                path,
             ))
         })
         .collect();
@@ -189,10 +197,15 @@ async fn measure_joined(
         rss_kib: rss,
         fan_out: None,
     };
-    if !measure.fan_out || measure.echo {
+    if !measure.fan_out {
         return Ok((report, None));
     }
-    let answer = client::http(server, "POST", "/bench/mutate").await?;
+    let trigger = if measure.echo {
+        "/bench/echo-broadcast"
+    } else {
+        "/bench/mutate"
+    };
+    let answer = client::http(server, "POST", trigger).await?;
     let triggered: Triggered =
         serde_json::from_value(answer).map_err(|e| format!("trigger answer: {e}"))?;
     let mut pushed = 0;
@@ -219,16 +232,18 @@ async fn session(
     events: mpsc::UnboundedSender<Event>,
     mut stopped: watch::Receiver<bool>,
     echo: bool,
+    path: &'static str,
 ) -> Result<Option<u64>, String> {
     let opened = {
         let _permit = opening
             .acquire()
             .await
             .map_err(|_| "the semaphore closed".to_owned())?;
-        match client::connect(server, if echo { "/echo" } else { "/storex" }, source).await {
-            Ok(mut socket) if echo => echo_once(&mut socket)
-                .await
-                .map(|()| (socket, String::new(), Value::Null)),
+        match client::connect(server, path, source).await {
+            Ok(mut socket) if echo => echo_once(&mut socket).await.map(|()| {
+                let state = json!({"counter": 0});
+                (socket, client::FAKE_SESSION.to_owned(), state)
+            }),
             Ok(mut socket) => client::join(&mut socket)
                 .await
                 .map(|(session, state)| (socket, session, state)),

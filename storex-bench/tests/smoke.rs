@@ -81,14 +81,15 @@ fn sessions_and_fan_out_count_exactly() {
         assert!(report.rss_kib.is_none());
         let echo = Sessions {
             echo: true,
-            fan_out: false,
             ..measure
         };
         let report = sessions::run(server, echo, || None)
             .await
-            .expect("every echo verified");
+            .expect("every echo and push verified");
         assert_eq!(report.joined, 20);
-        assert!(report.fan_out.is_none());
+        let fan_out = report.fan_out.expect("a fan-out");
+        assert_eq!(fan_out.reached, 20);
+        assert_eq!(fan_out.pushes, 20);
     });
 }
 

@@ -274,7 +274,6 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
     // The limit: the same connections to the echo endpoint of a fresh server.
     let echo_server = Server::start(options)?;
     let echo_measure = Sessions {
-        fan_out: false,
         echo: true,
         ..measure
     };
@@ -284,6 +283,7 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
             sessions: 1,
             concurrency: 1,
             sources: 0,
+            fan_out: false,
             ..echo_measure
         },
         || None,
@@ -322,17 +322,23 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
         echo.join_rate(),
         report.join_rate() / echo.join_rate().max(1e-9) * 100.0
     );
-    if let Some(fan_out) = &report.fan_out {
+    if let (Some(storex), Some(limit)) = (&report.fan_out, &echo.fan_out) {
         println!(
-            "| fan-out: reached / pushes received | {} / {} | | |",
-            fan_out.reached, fan_out.pushes
+            "| fan-out: reached / pushes received | {} / {} | {} / {} | |",
+            storex.reached, storex.pushes, limit.reached, limit.pushes
         );
-        println!(
-            "| fan-out p50 / p99 / max | {} / {} / {} | | |",
-            ms(fan_out.latency.p50),
-            ms(fan_out.latency.p99),
-            ms(fan_out.latency.max)
-        );
+        for (name, of) in [
+            ("p50", |f: &sessions::FanOutReport| f.latency.p50),
+            ("p99", |f: &sessions::FanOutReport| f.latency.p99),
+            ("max", |f: &sessions::FanOutReport| f.latency.max),
+        ] {
+            println!(
+                "| fan-out {name} | {} | {} | {:.2}× |",
+                ms(of(storex)),
+                ms(of(limit)),
+                of(storex).as_secs_f64() / of(limit).as_secs_f64().max(1e-9)
+            );
+        }
     }
     println!();
     Ok(())
