@@ -327,16 +327,16 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
             "| fan-out: reached / pushes received | {} / {} | {} / {} | |",
             storex.reached, storex.pushes, limit.reached, limit.pushes
         );
-        for (name, of) in [
-            ("p50", |f: &sessions::FanOutReport| f.latency.p50),
-            ("p99", |f: &sessions::FanOutReport| f.latency.p99),
-            ("max", |f: &sessions::FanOutReport| f.latency.max),
+        for (name, storex, limit) in [
+            ("p50", storex.latency.p50, limit.latency.p50),
+            ("p99", storex.latency.p99, limit.latency.p99),
+            ("max", storex.latency.max, limit.latency.max),
         ] {
             println!(
                 "| fan-out {name} | {} | {} | {:.2}× |",
-                ms(of(storex)),
-                ms(of(limit)),
-                of(storex).as_secs_f64() / of(limit).as_secs_f64().max(1e-9)
+                ms(storex),
+                ms(limit),
+                storex.as_secs_f64() / limit.as_secs_f64().max(1e-9)
             );
         }
     }
