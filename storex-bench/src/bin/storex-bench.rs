@@ -13,10 +13,11 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use storex_bench::round_trip::{self, RoundTrip, RoundTripReport, Target};
-use storex_bench::sessions::{self, Sessions};
-use storex_bench::stats::ms;
+use storex_bench::sessions::{self, Sessions, SessionsReport};
+use storex_bench::stats::{ms, Percentiles};
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -251,94 +252,96 @@ async fn round_trips(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-async fn idle_sessions(options: &Options) -> Result<(), String> {
+/// One sessions measure on a fresh server (so that its memory is the sessions' alone), after
+/// one warm-up session (so that the figure is per session, not the first one's setup).
+async fn fresh_sessions(options: &Options, echo: bool) -> Result<SessionsReport, String> {
     let server = Server::start(options)?;
-    // One warm-up session, so that the figure is per session and not the first one's setup.
-    let warm_up = Sessions {
-        sessions: 1,
-        concurrency: 1,
-        sources: 0,
-        fan_out: false,
-        echo: false,
-    };
-    sessions::run(server.addr, warm_up, || None).await?;
     let measure = Sessions {
         sessions: options.sessions,
         concurrency: options.concurrency,
         sources: options.sources,
         fan_out: options.fan_out,
-        echo: false,
+        echo,
     };
-    let report = sessions::run(server.addr, measure, || server.rss_kib()).await?;
-    drop(server);
-    // The limit: the same connections to the echo endpoint of a fresh server.
-    let echo_server = Server::start(options)?;
-    let echo_measure = Sessions {
-        echo: true,
+    let warm_up = Sessions {
+        sessions: 1,
+        concurrency: 1,
+        sources: 0,
+        fan_out: false,
         ..measure
     };
-    sessions::run(
-        echo_server.addr,
-        Sessions {
-            sessions: 1,
-            concurrency: 1,
-            sources: 0,
-            fan_out: false,
-            ..echo_measure
-        },
-        || None,
-    )
-    .await?;
-    let echo = sessions::run(echo_server.addr, echo_measure, || echo_server.rss_kib()).await?;
-    drop(echo_server);
+    sessions::run(server.addr, warm_up, || None).await?;
+    sessions::run(server.addr, measure, || server.rss_kib()).await
+}
+
+fn kib(report: &SessionsReport) -> f64 {
+    report.rss_per_session().unwrap_or(0.0) / 1024.0
+}
+
+fn fan_out_ms(report: &SessionsReport, of: fn(&Percentiles) -> Duration) -> f64 {
+    report
+        .fan_out
+        .as_ref()
+        .map_or(0.0, |f| of(&f.latency).as_secs_f64() * 1e3)
+}
+
+async fn idle_sessions(options: &Options) -> Result<(), String> {
     println!(
-        "## Sessions: {} idle joined sessions ({} connecting at once, from {} source addresses)",
-        report.joined, options.concurrency, options.sources
+        "## Sessions: {} idle joined sessions ({} connecting at once, from {} source addresses), storex vs echo, {} rounds",
+        options.sessions, options.concurrency, options.sources, options.rounds
     );
     println!();
-    println!("| figure | storex | echo (the limit) | ratio |");
-    println!("|---|---|---|---|");
-    let rss = |r: &sessions::SessionsReport| {
-        r.rss_kib.map_or("?".into(), |(before, after)| {
-            format!("{before} KiB / {after} KiB")
-        })
-    };
-    println!(
-        "| server RSS before / after | {} | {} | |",
-        rss(&report),
-        rss(&echo)
-    );
-    if let (Some(storex), Some(limit)) = (report.rss_per_session(), echo.rss_per_session()) {
-        println!(
-            "| resident per connection | {:.2} KiB | {:.2} KiB | {:.2}× |",
-            storex / 1024.0,
-            limit / 1024.0,
-            storex / limit.max(1.0)
-        );
-    }
-    println!(
-        "| joins/s (connect + upgrade + join) | {:.0} | {:.0} | {:.0} % |",
-        report.join_rate(),
-        echo.join_rate(),
-        report.join_rate() / echo.join_rate().max(1e-9) * 100.0
-    );
-    if let (Some(storex), Some(limit)) = (&report.fan_out, &echo.fan_out) {
-        println!(
-            "| fan-out: reached / pushes received | {} / {} | {} / {} | |",
-            storex.reached, storex.pushes, limit.reached, limit.pushes
-        );
-        for (name, storex, limit) in [
-            ("p50", storex.latency.p50, limit.latency.p50),
-            ("p99", storex.latency.p99, limit.latency.p99),
-            ("max", storex.latency.max, limit.latency.max),
-        ] {
+    println!("| round | target | resident per connection | joins/s | fan-out p50 | fan-out p99 | fan-out max |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut rounds = Vec::new();
+    for round in 1..=options.rounds {
+        let order = if round % 2 == 1 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        let mut pair = [None, None];
+        for echo in order {
+            let report = fresh_sessions(options, echo).await?;
+            let fan_out = |of: fn(&Percentiles) -> Duration| match report.fan_out {
+                Some(_) => format!("{:.1} ms", fan_out_ms(&report, of)),
+                None => "-".into(),
+            };
             println!(
-                "| fan-out {name} | {} | {} | {:.2}× |",
-                ms(storex),
-                ms(limit),
-                storex.as_secs_f64() / limit.as_secs_f64().max(1e-9)
+                "| {round} | {} | {:.2} KiB | {:.0} | {} | {} | {} |",
+                if echo { "echo" } else { "storex" },
+                kib(&report),
+                report.join_rate(),
+                fan_out(|p| p.p50),
+                fan_out(|p| p.p99),
+                fan_out(|p| p.max),
             );
+            pair[usize::from(echo)] = Some(report);
         }
+        if let [Some(storex), Some(echo)] = pair {
+            rounds.push((storex, echo));
+        }
+    }
+    println!();
+    println!("| figure (median of rounds) | storex | echo (the limit) | storex / echo |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, unit: &str, of: &dyn Fn(&SessionsReport) -> f64| {
+        let storex = median(rounds.iter().map(|(s, _)| of(s)).collect());
+        let echo = median(rounds.iter().map(|(_, e)| of(e)).collect());
+        let ratio = median(
+            rounds
+                .iter()
+                .map(|(s, e)| of(s) / of(e).max(1e-9))
+                .collect(),
+        );
+        println!("| {name} | {storex:.2}{unit} | {echo:.2}{unit} | {ratio:.2}× |");
+    };
+    row("resident per connection", " KiB", &kib);
+    row("joins/s (connect + upgrade + join)", "", &|r| r.join_rate());
+    if options.fan_out {
+        row("fan-out p50", " ms", &|r| fan_out_ms(r, |p| p.p50));
+        row("fan-out p99", " ms", &|r| fan_out_ms(r, |p| p.p99));
+        row("fan-out max", " ms", &|r| fan_out_ms(r, |p| p.max));
     }
     println!();
     Ok(())
