@@ -79,8 +79,10 @@ struct Fields<'a> {
     store: Option<String>,
     #[serde(default)]
     session: Option<String>,
-    #[serde(default)]
-    data: Option<Value>,
+    /// Kept as text until the type is known: a mutation's data goes straight into a
+    /// [`MutationCall`], without a JSON tree in between.
+    #[serde(default, borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     request: Option<Value>,
 }
@@ -91,13 +93,16 @@ impl Fields<'_> {
         match &*fields.kind {
             "join" => Some(ClientMessage::Join {
                 store: fields.store,
-                data: fields.data,
+                data: match fields.data {
+                    Some(data) => serde_json::from_str(data.get()).ok()?,
+                    None => None,
+                },
                 request: fields.request,
             }),
             "mutation" => Some(ClientMessage::Mutation {
                 store: fields.store,
                 session: fields.session,
-                data: MutationCall::deserialize(fields.data?).ok()?,
+                data: serde_json::from_str(fields.data?.get()).ok()?,
                 request: fields.request,
             }),
             "ping" => Some(ClientMessage::Ping {

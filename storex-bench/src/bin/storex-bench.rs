@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! storex-bench [--scenario all|round-trip|sessions] [--connections 100] [--mutations 1000]
-//!              [--depths 1,16] [--rounds 3] [--sessions 10000] [--concurrency 256] [--sources 16]
+//!              [--depths 1,16] [--rounds 5] [--sessions 10000] [--concurrency 256] [--sources 16]
 //!              [--no-fan-out] [--server-workers 2] [--client-threads 2] [--server-env KEY=VALUE]…
 //!              [--server-bin PATH]
 //! ```
@@ -42,7 +42,7 @@ fn parse() -> Result<Options, String> {
         connections: 100,
         mutations: 1_000,
         depths: vec![1, 16],
-        rounds: 3,
+        rounds: 5,
         sessions: 10_000,
         concurrency: 256,
         sources: 16,
