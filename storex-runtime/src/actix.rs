@@ -237,7 +237,8 @@ fn websocket(
         idle: config.idle_timeout,
         send: config.send_timeout,
     };
-    actix_web::rt::spawn(serve(connection, inbox, socket, stream, limits).instrument(span));
+    let task = serve(connection, inbox, socket, stream, limits).instrument(span);
+    actix_web::rt::spawn(task);
     response
 }
 
@@ -262,7 +263,9 @@ async fn serve(
             frame = stream.recv() => {
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
                 match frame {
-                    Some(Ok(AggregatedMessage::Text(text))) => connection.on_text(&text).await,
+                    // Boxed (here and for commands): the state of a join or a mutation
+                    // would otherwise be part of every idle session's task (~200 bytes each).
+                    Some(Ok(AggregatedMessage::Text(text))) => Box::pin(connection.on_text(&text)).await,
                     Some(Ok(AggregatedMessage::Binary(_))) => Reaction::Close(Close::malformed()),
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
                         if socket.pong(&bytes).await.is_err() {
@@ -280,7 +283,7 @@ async fn serve(
                 }
             }
             command = inbox.commands.recv() => match command {
-                Some(command) => match connection.on_command(command).await {
+                Some(command) => match Box::pin(connection.on_command(command)).await {
                     Some(push) => Reaction::Send(push),
                     None => continue,
                 },

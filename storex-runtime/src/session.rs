@@ -203,13 +203,13 @@ impl Connection {
     }
 
     /// Runs a server-side command; the push to send to the client, if any.
-    pub(crate) async fn on_command(&mut self, command: Command) -> Option<String> {
+    pub(crate) async fn on_command(&mut self, command: Box<Command>) -> Option<String> {
         let Command::Mutate {
             store,
             name,
             args,
             reply,
-        } = command;
+        } = *command;
         let span =
             tracing::info_span!("server_mutation", session = %self.id, store, mutation = name);
         self.run_command(store, name, &args, reply)

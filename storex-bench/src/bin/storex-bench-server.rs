@@ -1,0 +1,37 @@
+//! The benchmark server: the counter store at `/storex`, the echo at `/echo`, the fan-out trigger
+//! at `POST /bench/mutate`. Prints `LISTENING <addr>` once bound.
+//!
+//! `storex-bench-server [--addr 127.0.0.1:0] [--workers N]`
+
+use std::io::Write;
+
+use storex_bench::server::{bind, ServerOptions};
+
+fn main() -> std::io::Result<()> {
+    let mut options = ServerOptions {
+        addr: ([127, 0, 0, 1], 0).into(),
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_default();
+        let invalid = |what: &str| std::io::Error::other(format!("{flag}: {what}: {value:?}"));
+        match flag.as_str() {
+            "--addr" => options.addr = value.parse().map_err(|_| invalid("not an address"))?,
+            "--workers" => options.workers = value.parse().map_err(|_| invalid("not a count"))?,
+            _ => return Err(invalid("unknown flag")),
+        }
+    }
+    if !options.addr.ip().is_loopback() {
+        return Err(std::io::Error::other(
+            "the benchmark server listens on loopback only",
+        ));
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let (server, addr) = bind(&options)?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "LISTENING {addr}")?;
+        stdout.flush()?;
+        server.await
+    })
+}

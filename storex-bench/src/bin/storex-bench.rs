@@ -1,0 +1,396 @@
+//! The load generator: starts `storex-bench-server` as a child process and measures round trips
+//! (storex and echo, alternated, in the same run), idle sessions and fan-out. Reports; never fails
+//! on a timing, only on a wrong or missing answer.
+//!
+//! ```text
+//! storex-bench [--scenario all|round-trip|sessions] [--connections 100] [--mutations 1000]
+//!              [--depths 1,16] [--rounds 5] [--sessions 10000] [--concurrency 256] [--sources 16]
+//!              [--no-fan-out] [--server-workers 2] [--client-threads 2] [--server-env KEY=VALUE]…
+//!              [--server-bin PATH]
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use storex_bench::round_trip::{self, RoundTrip, RoundTripReport, Target};
+use storex_bench::sessions::{self, Sessions, SessionsReport};
+use storex_bench::stats::{ms, Percentiles};
+
+#[derive(Debug, Clone)]
+struct Options {
+    scenario: String,
+    connections: usize,
+    mutations: u64,
+    depths: Vec<usize>,
+    rounds: usize,
+    sessions: usize,
+    concurrency: usize,
+    sources: u8,
+    fan_out: bool,
+    server_workers: usize,
+    client_threads: usize,
+    server_env: Vec<(String, String)>,
+    server_bin: Option<PathBuf>,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut options = Options {
+        scenario: "all".into(),
+        connections: 100,
+        mutations: 1_000,
+        depths: vec![1, 16],
+        rounds: 5,
+        sessions: 10_000,
+        concurrency: 256,
+        sources: 16,
+        fan_out: true,
+        server_workers: 2,
+        client_threads: 2,
+        server_env: Vec::new(),
+        server_bin: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--no-fan-out" {
+            options.fan_out = false;
+            continue;
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = |value: &str| {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{flag}: not a number: {value}"))
+        };
+        match flag.as_str() {
+            "--scenario" => options.scenario = value,
+            "--connections" => options.connections = number(&value)?,
+            "--mutations" => options.mutations = number(&value)? as u64,
+            "--depths" => {
+                options.depths = value.split(',').map(number).collect::<Result<_, _>>()?
+            }
+            "--rounds" => options.rounds = number(&value)?.max(1),
+            "--sessions" => options.sessions = number(&value)?,
+            "--concurrency" => options.concurrency = number(&value)?,
+            "--sources" => {
+                options.sources = u8::try_from(number(&value)?.min(250)).unwrap_or(250);
+            }
+            "--server-workers" => options.server_workers = number(&value)?,
+            "--client-threads" => options.client_threads = number(&value)?.max(1),
+            "--server-env" => {
+                let (key, value) = value
+                    .split_once('=')
+                    .ok_or_else(|| format!("--server-env KEY=VALUE, got {value}"))?;
+                options.server_env.push((key.into(), value.into()));
+            }
+            "--server-bin" => options.server_bin = Some(value.into()),
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if !["all", "round-trip", "sessions"].contains(&options.scenario.as_str()) {
+        return Err(format!("unknown scenario {}", options.scenario));
+    }
+    Ok(options)
+}
+
+/// The server child; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(options: &Options) -> Result<Self, String> {
+        let bin = match &options.server_bin {
+            Some(bin) => bin.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| format!("this binary's path: {e}"))?
+                .with_file_name("storex-bench-server"),
+        };
+        let mut child = Command::new(&bin)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(["--workers", &options.server_workers.to_string()])
+            .envs(options.server_env.iter().cloned())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "start {}: {e} (build it: cargo build --release -p storex-bench)",
+                    bin.display()
+                )
+            })?;
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            let _ = BufReader::new(stdout).read_line(&mut line);
+        }
+        let addr = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .and_then(|addr| addr.parse().ok());
+        match addr {
+            Some(addr) => Ok(Self { child, addr }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("the server did not say where it listens: {line:?}"))
+            }
+        }
+    }
+
+    fn rss_kib(&self) -> Option<u64> {
+        storex_bench::rss_kib(self.child.id())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|name| name.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores, {cpu}")
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+async fn round_trips(options: &Options) -> Result<(), String> {
+    let server = Server::start(options)?;
+    println!(
+        "## Round trips: {} connections × {} mutations, storex vs echo alternated, {} rounds",
+        options.connections, options.mutations, options.rounds
+    );
+    println!();
+    println!("| round | depth | target | answers/s | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut reports: Vec<(usize, RoundTripReport)> = Vec::new();
+    for round in 1..=options.rounds {
+        for &depth in &options.depths {
+            // Alternate which target goes first, so that drift of the machine hits both alike.
+            let targets = if round % 2 == 1 {
+                [Target::Echo, Target::Storex]
+            } else {
+                [Target::Storex, Target::Echo]
+            };
+            for target in targets {
+                let measure = RoundTrip {
+                    target,
+                    connections: options.connections,
+                    mutations: options.mutations,
+                    depth,
+                };
+                let report = round_trip::run(server.addr, measure).await?;
+                println!(
+                    "| {round} | {depth} | {} | {:.0} | {} | {} | {} |",
+                    target.name(),
+                    report.throughput(),
+                    ms(report.latency.p50),
+                    ms(report.latency.p99),
+                    ms(report.latency.max)
+                );
+                reports.push((round, report));
+            }
+        }
+    }
+    println!();
+    println!("| depth | storex answers/s | echo answers/s | throughput ratio (median of rounds) | storex p99 | echo p99 | p99 ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    for &depth in &options.depths {
+        let of = |target: Target| -> Vec<&RoundTripReport> {
+            reports
+                .iter()
+                .filter(|(_, r)| r.measure.depth == depth && r.measure.target == target)
+                .map(|(_, r)| r)
+                .collect()
+        };
+        let (storex, echo) = (of(Target::Storex), of(Target::Echo));
+        let ratios = storex
+            .iter()
+            .zip(&echo)
+            .map(|(s, e)| s.throughput() / e.throughput())
+            .collect();
+        let p99_ratios = storex
+            .iter()
+            .zip(&echo)
+            .map(|(s, e)| s.latency.p99.as_secs_f64() / e.latency.p99.as_secs_f64().max(1e-9))
+            .collect();
+        let throughput =
+            |r: &[&RoundTripReport]| median(r.iter().map(|r| r.throughput()).collect());
+        let p99 = |r: &[&RoundTripReport]| {
+            median(
+                r.iter()
+                    .map(|r| r.latency.p99.as_secs_f64() * 1e3)
+                    .collect(),
+            )
+        };
+        println!(
+            "| {depth} | {:.0} | {:.0} | {:.0} % | {:.2} ms | {:.2} ms | {:.2}× |",
+            throughput(&storex),
+            throughput(&echo),
+            median(ratios) * 100.0,
+            p99(&storex),
+            p99(&echo),
+            median(p99_ratios)
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// One sessions measure on a fresh server (so that its memory is the sessions' alone), after
+/// one warm-up session (so that the figure is per session, not the first one's setup).
+async fn fresh_sessions(options: &Options, echo: bool) -> Result<SessionsReport, String> {
+    let server = Server::start(options)?;
+    let measure = Sessions {
+        sessions: options.sessions,
+        concurrency: options.concurrency,
+        sources: options.sources,
+        fan_out: options.fan_out,
+        echo,
+    };
+    let warm_up = Sessions {
+        sessions: 1,
+        concurrency: 1,
+        sources: 0,
+        fan_out: false,
+        ..measure
+    };
+    sessions::run(server.addr, warm_up, || None).await?;
+    sessions::run(server.addr, measure, || server.rss_kib()).await
+}
+
+fn kib(report: &SessionsReport) -> f64 {
+    report.rss_per_session().unwrap_or(0.0) / 1024.0
+}
+
+fn fan_out_ms(report: &SessionsReport, of: fn(&Percentiles) -> Duration) -> f64 {
+    report
+        .fan_out
+        .as_ref()
+        .map_or(0.0, |f| of(&f.latency).as_secs_f64() * 1e3)
+}
+
+async fn idle_sessions(options: &Options) -> Result<(), String> {
+    println!(
+        "## Sessions: {} idle joined sessions ({} connecting at once, from {} source addresses), storex vs echo, {} rounds",
+        options.sessions, options.concurrency, options.sources, options.rounds
+    );
+    println!();
+    println!("| round | target | resident per connection | joins/s | fan-out p50 | fan-out p99 | fan-out max |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut rounds = Vec::new();
+    for round in 1..=options.rounds {
+        let order = if round % 2 == 1 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        let mut pair = [None, None];
+        for echo in order {
+            let report = fresh_sessions(options, echo).await?;
+            let fan_out = |of: fn(&Percentiles) -> Duration| match report.fan_out {
+                Some(_) => format!("{:.1} ms", fan_out_ms(&report, of)),
+                None => "-".into(),
+            };
+            println!(
+                "| {round} | {} | {:.2} KiB | {:.0} | {} | {} | {} |",
+                if echo { "echo" } else { "storex" },
+                kib(&report),
+                report.join_rate(),
+                fan_out(|p| p.p50),
+                fan_out(|p| p.p99),
+                fan_out(|p| p.max),
+            );
+            pair[usize::from(echo)] = Some(report);
+        }
+        if let [Some(storex), Some(echo)] = pair {
+            rounds.push((storex, echo));
+        }
+    }
+    println!();
+    println!("| figure (median of rounds) | storex | echo (the limit) | storex / echo |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, unit: &str, of: &dyn Fn(&SessionsReport) -> f64| {
+        let storex = median(rounds.iter().map(|(s, _)| of(s)).collect());
+        let echo = median(rounds.iter().map(|(_, e)| of(e)).collect());
+        let ratio = median(
+            rounds
+                .iter()
+                .map(|(s, e)| of(s) / of(e).max(1e-9))
+                .collect(),
+        );
+        println!("| {name} | {storex:.2}{unit} | {echo:.2}{unit} | {ratio:.2}× |");
+    };
+    row("resident per connection", " KiB", &kib);
+    row("joins/s (connect + upgrade + join)", "", &|r| r.join_rate());
+    if options.fan_out {
+        row("fan-out p50", " ms", &|r| fan_out_ms(r, |p| p.p50));
+        row("fan-out p99", " ms", &|r| fan_out_ms(r, |p| p.p99));
+        row("fan-out max", " ms", &|r| fan_out_ms(r, |p| p.max));
+    }
+    println!();
+    Ok(())
+}
+
+fn main() {
+    let options = match parse() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("storex-bench: {error}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.client_threads)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("storex-bench: the client runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    println!("# storex-bench");
+    println!();
+    println!(
+        "Machine: {}. Server: {} workers{}; client: {} threads.",
+        machine(),
+        options.server_workers,
+        options
+            .server_env
+            .iter()
+            .map(|(k, v)| format!(", {k}={v}"))
+            .collect::<String>(),
+        options.client_threads
+    );
+    println!();
+    let outcome = runtime.block_on(async {
+        if options.scenario != "sessions" {
+            round_trips(&options).await?;
+        }
+        if options.scenario != "round-trip" {
+            idle_sessions(&options).await?;
+        }
+        Ok::<_, String>(())
+    });
+    if let Err(error) = outcome {
+        eprintln!("storex-bench: a measure failed its verification: {error}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,26 @@
+//! storex-bench: a load generator for storex and the servers it measures.
+//!
+//! - [`server`]: the counter store, a bare actix-ws echo endpoint (the limit of the stack) and a
+//!   control endpoint for server-side mutations; the `storex-bench-server` binary serves them.
+//! - [`round_trip`]: N connections × M mutations at pipeline depth D, every answer verified.
+//! - [`sessions`]: N idle joined sessions (resident memory per session, join rate) and the
+//!   fan-out of one server-side mutation to all of them.
+//!
+//! The `storex-bench` binary starts the server as a child process (its resident memory is read
+//! from `/proc/<pid>/status`) and reports every figure next to the echo measured in the same run.
+//! See docs/BENCHMARKS.md.
+
+pub mod client;
+pub mod round_trip;
+pub mod server;
+pub mod sessions;
+pub mod stats;
+
+/// The resident set of process `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}

@@ -1,0 +1,233 @@
+//! Round trips: N connections, each committing M mutations with D of them in flight, against the
+//! storex endpoint or the echo endpoint; every answer verified.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use storex::diff::{Change, PathSegment};
+use storex::protocol::ServerMessage;
+use tokio::sync::Barrier;
+
+use crate::client::{self, Socket};
+use crate::stats::Percentiles;
+
+/// What the connections talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The storex endpoint: join the counter, commit `increase`.
+    Storex,
+    /// The echo endpoint: the same frames, answered by frames of a storex answer's size.
+    Echo,
+}
+
+impl Target {
+    /// The name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Storex => "storex",
+            Target::Echo => "echo",
+        }
+    }
+}
+
+/// One round-trip measure.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundTrip {
+    /// Storex or echo.
+    pub target: Target,
+    /// How many connections.
+    pub connections: usize,
+    /// Mutations per connection.
+    pub mutations: u64,
+    /// How many requests each connection keeps in flight.
+    pub depth: usize,
+}
+
+/// What a round-trip measure found. Every answer was verified, or the measure is an error.
+#[derive(Debug, Clone)]
+pub struct RoundTripReport {
+    /// The measure.
+    pub measure: RoundTrip,
+    /// Answers received and verified.
+    pub answers: u64,
+    /// From the first request sent to the last answer received.
+    pub elapsed: Duration,
+    /// From each request's send to its answer.
+    pub latency: Percentiles,
+}
+
+impl RoundTripReport {
+    /// Answers per second.
+    pub fn throughput(&self) -> f64 {
+        self.answers as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The size of a storex answer to an `increase` (the echo pads to it): the runtime's own encoder,
+/// with a counter and request id of `mutations`'s digits.
+pub fn storex_answer_len(mutations: u64) -> usize {
+    let value = json!(mutations);
+    ServerMessage::Mutation {
+        store: crate::server::STORE,
+        session: client::FAKE_SESSION,
+        diff: &[Change::Update {
+            path: vec![PathSegment::Key("counter".into())],
+            value: value.clone(),
+        }],
+        message: None,
+        request: Some(&value),
+    }
+    .encode()
+    .len()
+}
+
+struct Connection {
+    answers: u64,
+    started: Instant,
+    finished: Instant,
+    latencies: Vec<u64>,
+}
+
+/// Runs one measure against `server`.
+pub async fn run(server: SocketAddr, measure: RoundTrip) -> Result<RoundTripReport, String> {
+    let barrier = Arc::new(Barrier::new(measure.connections));
+    let tasks: Vec<_> = (0..measure.connections)
+        .map(|_| tokio::spawn(connection(server, measure, barrier.clone())))
+        .collect();
+    let mut connections = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(connection)) => connections.push(connection),
+            Ok(Err(error)) => {
+                first_error.get_or_insert(error);
+            }
+            Err(panic) => {
+                first_error.get_or_insert(format!("a connection task failed: {panic}"));
+            }
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    let started = connections.iter().map(|c| c.started).min();
+    let finished = connections.iter().map(|c| c.finished).max();
+    let elapsed = match (started, finished) {
+        (Some(started), Some(finished)) => finished - started,
+        _ => Duration::ZERO,
+    };
+    let answers = connections.iter().map(|c| c.answers).sum();
+    let expected = measure.mutations * measure.connections as u64;
+    if answers != expected {
+        return Err(format!("{answers} answers, expected {expected}"));
+    }
+    let mut latencies: Vec<u64> = connections.into_iter().flat_map(|c| c.latencies).collect();
+    Ok(RoundTripReport {
+        measure,
+        answers,
+        elapsed,
+        latency: Percentiles::of_nanos(&mut latencies),
+    })
+}
+
+async fn connection(
+    server: SocketAddr,
+    measure: RoundTrip,
+    barrier: Arc<Barrier>,
+) -> Result<Connection, String> {
+    let path = match measure.target {
+        Target::Storex => "/storex".to_owned(),
+        Target::Echo => format!("/echo?pad={}", storex_answer_len(measure.mutations)),
+    };
+    let mut socket = client::connect(server, &path, None).await;
+    let joined = match &mut socket {
+        Ok(socket) => match measure.target {
+            Target::Storex => client::join(socket).await.map(Some),
+            Target::Echo => Ok(None),
+        },
+        Err(error) => Err(error.clone()),
+    };
+    // Everyone waits, even a connection that failed, so that the others are not stuck.
+    barrier.wait().await;
+    let mut socket = socket?;
+    let (session, state) = match joined? {
+        Some((session, state)) => (session, Some(state)),
+        None => (client::FAKE_SESSION.to_owned(), None),
+    };
+    let outcome = pipeline(&mut socket, measure, &session, state).await;
+    let _ = socket.close(None).await;
+    outcome
+}
+
+async fn pipeline(
+    socket: &mut Socket,
+    measure: RoundTrip,
+    session: &str,
+    mut state: Option<Value>,
+) -> Result<Connection, String> {
+    let total = measure.mutations;
+    let mut in_flight: VecDeque<(u64, Instant)> = VecDeque::with_capacity(measure.depth);
+    let mut latencies = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut next_request = 1;
+    let started = Instant::now();
+    while next_request <= total && in_flight.len() < measure.depth.max(1) {
+        client::feed(socket, client::mutation_message(session, next_request)).await?;
+        in_flight.push_back((next_request, Instant::now()));
+        next_request += 1;
+    }
+    client::flush(socket).await?;
+    let mut answers = 0;
+    while let Some((request, sent)) = in_flight.pop_front() {
+        let text = client::next_text(socket).await?;
+        latencies.push(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        let answer: Value = serde_json::from_str(&text).map_err(|e| format!("answer: {e}"))?;
+        // One session answers in order: the next answer must be the oldest request's.
+        if answer["request"] != request {
+            return Err(format!(
+                "expected the answer to request {request}, got {text}"
+            ));
+        }
+        if let Some(state) = &mut state {
+            if answer["type"] != "mutation" || answer["session"] != session {
+                return Err(format!("not a mutation answer of this session: {text}"));
+            }
+            client::apply_diff(state, &answer)?;
+            if state["counter"] != request {
+                return Err(format!(
+                    "the counter is {} after request {request}",
+                    state["counter"]
+                ));
+            }
+        }
+        answers += 1;
+        if next_request <= total {
+            client::feed(socket, client::mutation_message(session, next_request)).await?;
+            client::flush(socket).await?;
+            in_flight.push_back((next_request, Instant::now()));
+            next_request += 1;
+        }
+    }
+    let finished = Instant::now();
+    // A fence: nothing may arrive between the last answer and the ping's answer.
+    client::feed(socket, client::fence_message()).await?;
+    client::flush(socket).await?;
+    let text = client::next_text(socket).await?;
+    let fence: Value = serde_json::from_str(&text).map_err(|e| format!("fence: {e}"))?;
+    if fence["request"] != "fence" {
+        return Err(format!("an extra frame after the last answer: {text}"));
+    }
+    if let Some(state) = &state {
+        if *state != json!({ "counter": total }) {
+            return Err(format!("final state {state}, expected counter {total}"));
+        }
+    }
+    Ok(Connection {
+        answers,
+        started,
+        finished,
+        latencies,
+    })
+}
