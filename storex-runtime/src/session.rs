@@ -239,18 +239,22 @@ impl Connection {
         };
         match instance.mutate(name, args).await {
             Ok(applied) => {
-                let push = ServerMessage::Mutation {
-                    store,
-                    session: &self.id,
-                    diff: &applied.diff,
-                    message: None,
-                    request: None,
-                }
-                .encode();
+                // A change-less push would do nothing on the client: skip it (it matters most
+                // when one server-side mutation reaches thousands of sessions).
+                let push = (!applied.diff.is_empty()).then(|| {
+                    ServerMessage::Mutation {
+                        store,
+                        session: &self.id,
+                        diff: &applied.diff,
+                        message: None,
+                        request: None,
+                    }
+                    .encode()
+                });
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(applied.reply));
                 }
-                Some(push)
+                push
             }
             Err(error) => {
                 tracing::debug!(%error, "server-side mutation failed");

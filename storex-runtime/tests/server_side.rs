@@ -167,3 +167,24 @@ async fn servers_in_one_process_are_separate() {
         .await;
     assert!(matches!(foreign, Err(HubError::NoSession(_))));
 }
+
+#[actix_rt::test]
+async fn a_server_side_mutation_that_changes_nothing_pushes_nothing() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({"start": 5})).await;
+    assert_eq!(server.hub.mutate(storex::mutation!(Counter, "set", 5)), 1);
+    let session = client.session.clone().unwrap();
+    // the reply still comes back to a session-targeted caller
+    let reply = server
+        .hub
+        .mutate_session(&session, storex::mutation!(Counter, "set", 5))
+        .await;
+    assert_eq!(reply, Ok(None));
+    assert_eq!(server.hub.mutate(storex::mutation!(Counter, "set", 6)), 1);
+    // the first frame the client sees is the push of the real change
+    assert_eq!(
+        client.recv().await["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 6}])
+    );
+}

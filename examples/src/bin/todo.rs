@@ -9,11 +9,10 @@
 //! - A client's mutation (add, toggle, rename, remove) changes the *shared* list under its lock,
 //!   copies the result into its own instance (so the committing tab gets its diff in the answer),
 //!   then asks the hub to run `sync` on every instance keyed by that user.
-//! - `sync` copies the shared list into the instance. Each list carries a `revision`, bumped by
-//!   every change; an instance already at the shared revision (the committing tab itself, or a tab
-//!   a later sync already refreshed) answers "up to date" as an error, which the runtime treats as
-//!   "nothing happened": no state change and no push. So the committing tab never applies a change
-//!   twice, and every other tab ends at the latest list whatever order the pushes arrive in.
+//! - `sync` copies the shared list into the instance. An instance that already holds it (the
+//!   committing tab itself, or a tab a later sync already refreshed) gets an empty diff, and the
+//!   runtime sends no push for an empty diff. So the committing tab never applies a change twice,
+//!   and every tab ends at the latest list whatever order the syncs run in.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -40,7 +39,7 @@ pub struct TodoList {
     items: Vec<Item>,
     /// How many items are not done yet.
     open: usize,
-    /// Bumped by every change; tells `sync` whether an instance is behind.
+    /// Bumped by every change: how many changes the list has seen.
     revision: u64,
     next_id: u64,
 }
@@ -174,11 +173,7 @@ impl Todo {
     /// Pushed by the server to every tab of the user after a change (see the module's doc).
     #[mutation("sync")]
     fn sync(&mut self, session: &Session) -> Result<(), String> {
-        let shared = Lists::of(session)?.get(&self.user);
-        if shared.revision == self.list.revision {
-            return Err("Already up to date.".into());
-        }
-        self.list = shared;
+        self.list = Lists::of(session)?.get(&self.user);
         Ok(())
     }
 }
