@@ -185,16 +185,19 @@ impl Connection {
         };
         let result = store.mutate(&call.name, &call.data).await;
         match result {
-            Ok(applied) => Reaction::Send(
-                ServerMessage::Mutation {
-                    store: name,
-                    session: &self.id,
-                    diff: &applied.diff,
-                    message: applied.reply.as_ref(),
-                    request: request.as_ref(),
-                }
-                .encode(),
-            ),
+            Ok(applied) => {
+                tracing::debug!(changes = applied.diff.len(), "mutation applied");
+                Reaction::Send(
+                    ServerMessage::Mutation {
+                        store: name,
+                        session: &self.id,
+                        diff: &applied.diff,
+                        message: applied.reply.as_ref(),
+                        request: request.as_ref(),
+                    }
+                    .encode(),
+                )
+            }
             Err(error) => {
                 tracing::debug!(%error, "mutation failed");
                 self.error_answer(name, &error.to_string(), request)
