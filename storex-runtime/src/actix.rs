@@ -124,7 +124,11 @@ async fn entry(
                     status = refusal.status,
                     "connection refused by the connect hook"
                 );
-                let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+                // A refusal is an error status: anything else would read as a success.
+                let status = StatusCode::from_u16(refusal.status)
+                    .ok()
+                    .filter(|status| status.is_client_error() || status.is_server_error())
+                    .unwrap_or(StatusCode::FORBIDDEN);
                 return plain(status, refusal.message);
             }
         },

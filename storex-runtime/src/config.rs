@@ -238,6 +238,7 @@ impl ConnectRequest {
 }
 
 /// A connect hook's refusal: the HTTP status and the message sent back instead of the upgrade.
+/// A status that is not a 4xx or 5xx error is sent as 403.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// 401, 403 or another 4xx status.

@@ -126,3 +126,16 @@ async fn the_origin_allow_list_refuses_other_pages() {
         Ok(_) => panic!("an evil origin was accepted"),
     }
 }
+
+#[actix_rt::test]
+async fn a_refusal_is_always_an_error_status() {
+    let hook = |_: &ConnectRequest| {
+        Err(Refusal {
+            status: 200,
+            message: "no".into(),
+        })
+    };
+    let server = TestServer::start(Config::default().on_connect(hook));
+    let (status, body) = common::http_get_text(&server.http_url("store=Test.Counter"), &[]).await;
+    assert_eq!((status, body.as_str()), (403, "no"));
+}
