@@ -198,7 +198,8 @@ impl Hub {
 
     /// Runs `mutation` on every live instance of its store; each client receives the diff.
     /// Returns how many sessions it was sent to (a session that does not keep up is closed
-    /// instead, and its client re-joins with a fresh state).
+    /// instead, and its client re-joins with a fresh state). A mutation whose arguments could not
+    /// be serialized (see [`Mutation::args`]) is sent nowhere and logged as an error.
     pub fn mutate<S: Mutations>(&self, mutation: Mutation<S>) -> usize {
         self.broadcast(mutation, |indexes| indexes.by_store.get(S::NAME))
     }
