@@ -48,6 +48,12 @@
 //! assert_eq!(set.store(), "ExampleApp.Store.Counter");
 //! assert_eq!(set.args(), Ok(&[serde_json::json!(10)][..]));
 //! ```
+//!
+//! Serving stores takes one line on an actix-web `App` ([`actix::scope`]); the endpoint's
+//! [`Config`] holds its limits and hooks and its [`Hub`], through which server code sends
+//! mutations to live sessions ([`Hub::mutate`], [`Hub::mutate_key`], [`Hub::mutate_session`]).
+//! The browser client is served at `<path>/storex.js` ([`client`]). The wire protocol, the
+//! architecture and the benchmarks are described in the repository's `docs/`.
 
 pub mod actix;
 pub mod client;
