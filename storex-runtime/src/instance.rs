@@ -182,6 +182,9 @@ impl<S: Mutations> LiveStore for Instance<S> {
         args: &'a [Value],
     ) -> Step<'a, Result<Applied, MutationError>> {
         let snapshot = self.snapshot();
+        // Which path to take is decided before dispatching: a sync dispatch must settle the state
+        // right after it returns, which the borrow checker only allows when the step it returned
+        // is known not to hold on to the state (a conditional return of a borrow).
         let is_async = S::MUTATIONS
             .iter()
             .any(|info| info.name == name && info.is_async);

@@ -28,7 +28,6 @@ pub enum Reaction {
 /// A live session: its id, connect data, and the store instances it joined.
 pub struct Connection {
     session: Session,
-    id: Arc<str>,
     stores: Vec<Box<dyn LiveStore>>,
     hub: Hub,
     registry: &'static Registry,
@@ -38,7 +37,7 @@ pub struct Connection {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("session", &self.id)
+            .field("session", &self.session.id())
             .field(
                 "stores",
                 &self
@@ -66,8 +65,7 @@ impl Connection {
             Some((id, inbox))
         })?;
         let connection = Self {
-            session: Session::with_extensions(id.clone(), extensions),
-            id,
+            session: Session::with_extensions(id, extensions),
             stores: Vec::new(),
             hub: config.hub.clone(),
             registry,
@@ -78,7 +76,7 @@ impl Connection {
 
     /// The session id.
     pub fn id(&self) -> &str {
-        &self.id
+        self.session.id()
     }
 
     /// Answers one text frame from the client.
@@ -102,7 +100,8 @@ impl Connection {
                 let Some(store) = store else {
                     return Reaction::Close(Close::store_not_set());
                 };
-                let span = tracing::info_span!("join", session = %self.id, store = %store);
+                let span =
+                    tracing::info_span!("join", session = %self.session.id(), store = %store);
                 self.join(&store, data, &request).instrument(span).await
             }
             Some(ClientMessage::Mutation {
@@ -115,7 +114,7 @@ impl Connection {
                     return Reaction::Close(Close::store_not_set());
                 };
                 let span = tracing::info_span!(
-                    "mutation", session = %self.id, store = %store, mutation = %data.name
+                    "mutation", session = %self.session.id(), store = %store, mutation = %data.name
                 );
                 self.mutation(&store, session.as_deref(), data, &request)
                     .instrument(span)
@@ -151,7 +150,8 @@ impl Connection {
         match entry.join(self.session.clone(), params).await {
             Ok(instance) => {
                 tracing::debug!("joined");
-                self.hub.joined(&self.id, instance.name(), instance.key());
+                self.hub
+                    .joined(self.session.shared_id(), instance.name(), instance.key());
                 let answer = self.state_answer(instance.as_ref(), request);
                 self.stores.push(instance);
                 answer
@@ -170,16 +170,18 @@ impl Connection {
         call: MutationCall,
         request: &Option<Value>,
     ) -> Reaction {
-        if self.registry.get(name).is_none() {
+        // The joined store is found first: the registry is only asked when it is not there.
+        let position = self.stores.iter().position(|store| store.name() == name);
+        if position.is_none() && self.registry.get(name).is_none() {
             return Reaction::Close(Close::store_not_defined(name));
         }
-        if let Some(claimed) = claimed_session.filter(|claimed| *claimed != &*self.id) {
+        if let Some(claimed) = claimed_session.filter(|claimed| *claimed != self.session.id()) {
             let error = format!(
                 "Mutation refused: session {claimed:?} is not the session of this connection"
             );
             return self.error_answer(name, &error, request);
         }
-        let Some(store) = self.stores.iter_mut().find(|store| store.name() == name) else {
+        let Some(store) = position.and_then(|position| self.stores.get_mut(position)) else {
             let error = format!("Store {name} is not joined in this session: join it first");
             return self.error_answer(name, &error, request);
         };
@@ -190,7 +192,7 @@ impl Connection {
                 Reaction::Send(
                     ServerMessage::Mutation {
                         store: name,
-                        session: &self.id,
+                        session: self.session.id(),
                         diff: &applied.diff,
                         message: applied.reply.as_ref(),
                         request: request.as_ref(),
@@ -213,8 +215,7 @@ impl Connection {
             args,
             reply,
         } = *command;
-        let span =
-            tracing::info_span!("server_mutation", session = %self.id, store, mutation = name);
+        let span = tracing::info_span!("server_mutation", session = %self.session.id(), store, mutation = name);
         self.run_command(store, name, &args, reply)
             .instrument(span)
             .await
@@ -234,7 +235,7 @@ impl Connection {
         else {
             if let Some(reply) = reply {
                 let _ = reply.send(Err(HubError::NotJoined {
-                    session: self.id.to_string(),
+                    session: self.session.id().to_owned(),
                     store,
                 }));
             }
@@ -247,7 +248,7 @@ impl Connection {
                 let push = (!applied.diff.is_empty()).then(|| {
                     ServerMessage::Mutation {
                         store,
-                        session: &self.id,
+                        session: self.session.id(),
                         diff: &applied.diff,
                         message: None,
                         request: None,
@@ -271,11 +272,11 @@ impl Connection {
 
     /// Ends the session: every instance's terminate runs, and the hub forgets it.
     pub async fn close(mut self) {
-        self.hub.close(&self.id);
+        self.hub.close(self.session.id());
         for store in &mut self.stores {
             store.terminate().await;
         }
-        tracing::debug!(session = %self.id, "session closed");
+        tracing::debug!(session = %self.session.id(), "session closed");
     }
 
     fn state_answer(&self, store: &dyn LiveStore, request: &Option<Value>) -> Reaction {
@@ -283,7 +284,7 @@ impl Connection {
             Ok(state) => Reaction::Send(
                 ServerMessage::Join {
                     store: store.name(),
-                    session: &self.id,
+                    session: self.session.id(),
                     data: &state,
                     request,
                 }
@@ -303,7 +304,7 @@ impl Connection {
         Reaction::Send(
             ServerMessage::Error {
                 store,
-                session: &self.id,
+                session: self.session.id(),
                 error,
                 request,
             }

@@ -280,6 +280,11 @@ impl Session {
         &self.id
     }
 
+    /// The session id as the hub indexes it (shared, not copied).
+    pub(crate) fn shared_id(&self) -> &Arc<str> {
+        &self.id
+    }
+
     /// A value the connect hook attached, by type.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.extensions.get::<T>()

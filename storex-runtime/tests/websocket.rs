@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::stores::{terminated, COUNTER_INITS};
-use common::{Closed, TestServer};
+use common::TestServer;
 use serde_json::json;
 use storex::Config;
 use tokio_tungstenite::tungstenite::Message;
@@ -285,11 +285,11 @@ async fn disconnect_terminates_every_instance_and_forgets_the_session() {
 #[actix_rt::test]
 async fn http_join_renders_the_state() {
     let server = TestServer::start(Config::default());
-    let client =
+    let (status, body) =
         common::http_get(&server.http_url("store=Test.Counter&params=%7B%22start%22%3A3%7D")).await;
-    assert_eq!(client.0, 200);
+    assert_eq!(status, 200);
     assert_eq!(
-        client.1,
+        body,
         json!({"type": "join", "session": "SSR", "store": "Test.Counter", "data": {"counter": 3, "blob": ""}})
     );
     let refused =
@@ -330,7 +330,6 @@ async fn ids_come_from_the_configured_generator() {
     let mut client = server.connect().await;
     let answer = client.join(COUNTER, json!({})).await;
     assert!(answer["session"].as_str().unwrap().starts_with("custom-"));
-    let _ = Closed::Dropped;
 }
 
 #[actix_rt::test]
@@ -383,4 +382,33 @@ async fn a_generator_that_repeats_ids_is_refused_not_merged() {
         first.commit(COUNTER, "increase", json!([])).await["diff"][0]["t"],
         1
     );
+}
+
+#[actix_rt::test]
+async fn pipelined_mutations_of_one_session_run_in_order() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+    // Sent without waiting; the async one sleeps, and still nothing overtakes it.
+    let commits = [
+        ("slow_set", json!([10])),
+        ("increase", json!([])),
+        ("set", json!([3])),
+        ("increase", json!([])),
+    ];
+    for (i, (name, args)) in commits.iter().enumerate() {
+        let message = json!({
+            "type": "mutation", "store": COUNTER, "session": client.session,
+            "data": {"name": name, "data": args}, "request": format!("p{i}"),
+        });
+        client.send_json(&message).await;
+    }
+    for (i, expected) in [10, 11, 3, 4].into_iter().enumerate() {
+        let answer = client.recv().await;
+        assert_eq!(answer["request"], format!("p{i}"));
+        assert_eq!(
+            answer["diff"],
+            json!([{"a": "u", "p": ["counter"], "t": expected}])
+        );
+    }
 }
