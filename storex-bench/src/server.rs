@@ -97,7 +97,10 @@ pub struct Triggered {
 
 async fn mutate(hub: web::Data<Hub>) -> HttpResponse {
     let trigger_unix_ns = unix_ns();
-    let reached = hub.mutate(storex::mutation!(Counter, "increase"));
+    let reached = match hub.mutate(storex::mutation!(Counter, "increase")) {
+        Ok(reached) => reached,
+        Err(error) => return HttpResponse::InternalServerError().body(error.to_string()),
+    };
     HttpResponse::Ok().json(Triggered {
         trigger_unix_ns,
         reached,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backplane::Backplane;
 use crate::hub::Hub;
 use crate::store::Extensions;
 
@@ -35,6 +36,7 @@ pub struct Config {
     pub(crate) send_timeout: Duration,
     pub(crate) inbox_capacity: usize,
     pub(crate) max_stores_per_session: usize,
+    pub(crate) time_limit: Duration,
     pub(crate) session_id: Arc<SessionIdFn>,
     pub(crate) on_connect: Option<Arc<ConnectFn>>,
     pub(crate) allowed_origins: Option<Arc<[String]>>,
@@ -50,6 +52,7 @@ impl fmt::Debug for Config {
             .field("send_timeout", &self.send_timeout)
             .field("inbox_capacity", &self.inbox_capacity)
             .field("max_stores_per_session", &self.max_stores_per_session)
+            .field("time_limit", &self.time_limit)
             .field("on_connect", &self.on_connect.is_some())
             .field("allowed_origins", &self.allowed_origins)
             .finish_non_exhaustive()
@@ -71,8 +74,9 @@ impl From<&str> for Config {
 impl Config {
     /// The defaults, served at `path`: frames up to 64 KiB, idle timeout 60 s (the client pings
     /// every 30 s), 10 s to hand a frame to a client that does not read, 256 queued server-side
-    /// mutations per session, 32 stores per session, 21-character random session ids,
-    /// any origin, no connect hook.
+    /// mutations per session, 32 stores per session, 30 s for init and async mutations,
+    /// 21-character random session ids, any origin, no connect hook, one process
+    /// ([`InProcess`](crate::backplane::InProcess)).
     pub fn new(path: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -81,6 +85,7 @@ impl Config {
             send_timeout: Duration::from_secs(10),
             inbox_capacity: 256,
             max_stores_per_session: 32,
+            time_limit: crate::instance::DEFAULT_TIME_LIMIT,
             session_id: Arc::new(random_session_id),
             on_connect: None,
             allowed_origins: None,
@@ -127,6 +132,23 @@ impl Config {
     /// How many stores one connection may join.
     pub fn max_stores_per_session(mut self, max: usize) -> Self {
         self.max_stores_per_session = max;
+        self
+    }
+
+    /// How long an async init, mutation or terminate may run. Past it, a join or a mutation is
+    /// answered with an error (a mutation's state is rolled back) and a terminate is abandoned.
+    ///
+    /// A sync mutation cannot be interrupted: it runs on the worker thread that serves its
+    /// connection, so it must not block (make it `async fn` and await the slow part).
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
+    }
+
+    /// Server-side mutations travel through `backplane` (to other nodes, say): this endpoint
+    /// gets a new [`Hub`] over it. Set it before taking [`hub`](Self::hub).
+    pub fn backplane(mut self, backplane: impl Backplane) -> Self {
+        self.hub = Hub::with_backplane(backplane);
         self
     }
 

@@ -1,61 +1,27 @@
-//! The hub: live sessions indexed by id, by store and by key, through which server code mutates
-//! stores. Each server has its own hub; nothing here is global.
+//! The hub: how server code mutates live stores. A typed front ([`Mutation<S>`], checked at
+//! compile time) and a by-name one ([`RawMutation`], checked at run time) turn every mutation
+//! into a [`Target`] and a raw mutation, which the hub's [`Backplane`] delivers. Each server has
+//! its own hub; nothing here is global.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::instance::MutationError;
-use crate::mutation::Mutation;
+use crate::backplane::{Backplane, InProcess};
+use crate::local::{HubError, Inbox, LocalSessions, OpenError, Topic};
+use crate::mutation::{Mutation, RawMutation, Target};
 use crate::store::Mutations;
 
-/// A command from server code to one session's task.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Run a mutation on the session's instance of `store`; push the diff to the client.
-    Mutate {
-        store: &'static str,
-        name: &'static str,
-        args: Arc<[Value]>,
-        /// Where to send the reply, when the caller waits for it.
-        reply: Option<oneshot::Sender<Result<Option<Value>, HubError>>>,
-    },
-}
-
-/// Why a server-side mutation did not run or did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HubError {
-    /// No live session has this id.
-    #[error("no live session has the id {0:?}")]
-    NoSession(String),
-    /// The session has not joined the store.
-    #[error("session {session:?} has not joined store {store}")]
-    NotJoined {
-        /// The session id.
-        session: String,
-        /// The store's name.
-        store: &'static str,
-    },
-    /// The session cannot take more commands: its client does not read (it is being closed).
-    #[error("session {0:?} is not keeping up and is being closed")]
-    Overloaded(String),
-    /// The session ended before it answered.
-    #[error("session {0:?} ended before the mutation ran")]
-    Gone(String),
-    /// An argument could not be serialized.
-    #[error("{0}")]
-    Arguments(String),
-    /// The mutation ran and failed; the state is unchanged.
-    #[error(transparent)]
-    Mutation(#[from] MutationError),
-}
-
-/// The index of live sessions of one server. Cheap to clone: clones share the index.
+/// The live sessions of one server, through which server code mutates stores. Cheap to clone:
+/// clones share the sessions.
 ///
-/// Server code mutates stores through it (names checked at compile time by `storex::mutation!`):
+/// What a returned count means: the number of sessions **of this process** the mutation was
+/// queued to. Each of them runs it in order with its other work, and a client receives a push
+/// when its state changed. A mutation that then fails in a session is logged there and sends
+/// nothing. With a backplane that reaches other nodes, their sessions are reached too and are
+/// not counted.
+///
 /// ```
 /// # use storex::Store;
 /// # #[derive(Store, serde::Serialize, Clone)]
@@ -68,244 +34,190 @@ pub enum HubError {
 /// #     #[mutation("set")] fn set(&mut self, n: i64) { self.counter = n }
 /// # }
 /// let hub = storex::Hub::new();
-/// // every live instance of the store:
-/// let reached = hub.mutate(storex::mutation!(Counter, "increase"));
+/// // every live instance of the store (names checked at compile time):
+/// let reached = hub.mutate(storex::mutation!(Counter, "increase"))?;
 /// assert_eq!(reached, 0); // no session has joined yet
 /// // the instances whose init returned the key "user_42":
-/// hub.mutate_key("user_42", storex::mutation!(Counter, "set", 10));
+/// hub.mutate_key("user_42", storex::mutation!(Counter, "set", 10))?;
+/// // by name, for names that come from outside the program (checked at run time):
+/// hub.mutate_by_name("Docs.Hub.Counter", "set", vec![serde_json::json!(3)])?;
+/// let error = hub.mutate_by_name("Docs.Hub.Counter", "sett", vec![]).unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     r#"no mutation "sett" in store Docs.Hub.Counter; its mutations are: "increase", "set""#
+/// );
+/// # Ok::<(), storex::HubError>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Hub {
-    indexes: Arc<Mutex<Indexes>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local: LocalSessions,
+    backplane: Box<dyn Backplane>,
 }
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("sessions", &self.session_count())
+            .field("backplane", &self.inner.backplane)
             .finish()
     }
 }
 
-#[derive(Default)]
-struct Indexes {
-    sessions: HashMap<Arc<str>, SessionEntry>,
-    by_store: HashMap<&'static str, HashSet<Arc<str>>>,
-    by_key: HashMap<(&'static str, Box<str>), HashSet<Arc<str>>>,
-}
-
-struct SessionEntry {
-    // Boxed: a channel allocates its first block of 32 slots when it is made, so with 10,000 idle
-    // sessions the slot size is resident memory (a `Command` is 64 bytes, a box 8).
-    commands: mpsc::Sender<Box<Command>>,
-    overloaded: Arc<Notify>,
-    joined: Vec<(&'static str, Option<Box<str>>)>,
-}
-
-/// A session's side of the hub: its inbox of commands, and the signal that it fell behind.
-#[derive(Debug)]
-pub(crate) struct Inbox {
-    pub(crate) commands: mpsc::Receiver<Box<Command>>,
-    pub(crate) overloaded: Arc<Notify>,
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Hub {
-    /// An empty hub.
+    /// A hub of one process ([`InProcess`]).
     pub fn new() -> Self {
-        Self::default()
+        Self::with_backplane(InProcess)
     }
 
-    /// How many sessions are live.
+    /// A hub whose mutations travel through `backplane` (to other nodes, say).
+    pub fn with_backplane(backplane: impl Backplane) -> Self {
+        let local = LocalSessions::default();
+        backplane.attach(&local);
+        Self {
+            inner: Arc::new(Inner {
+                local,
+                backplane: Box::new(backplane),
+            }),
+        }
+    }
+
+    /// How many sessions are live in this process.
     pub fn session_count(&self) -> usize {
-        self.lock().sessions.len()
+        self.inner.local.session_count()
     }
 
-    /// The ids of the sessions that hold an instance of store `name`.
+    /// The ids of this process's sessions that hold an instance of store `store`, sorted.
     pub fn sessions_of(&self, store: &str) -> Vec<String> {
-        let indexes = self.lock();
-        let mut ids: Vec<String> = indexes
-            .by_store
-            .get(store)
-            .map(|ids| ids.iter().map(|id| id.to_string()).collect())
-            .unwrap_or_default();
-        ids.sort_unstable();
-        ids
+        self.inner.local.sessions_of(store)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Indexes> {
-        // The index stays consistent even if a holder panicked: every update is one statement.
-        self.indexes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Registers a live session; its commands arrive in the returned inbox. `None` when a live
-    /// session already has this id (the id generator repeated itself).
-    pub(crate) fn open(&self, id: Arc<str>, capacity: usize) -> Option<Inbox> {
-        let mut indexes = self.lock();
-        if indexes.sessions.contains_key(&id) {
-            return None;
-        }
-        let (commands, receiver) = mpsc::channel(capacity.max(1));
-        let overloaded = Arc::new(Notify::new());
-        let joined = Vec::new();
-        let entry = SessionEntry {
-            commands,
-            overloaded: overloaded.clone(),
-            joined,
-        };
-        indexes.sessions.insert(id, entry);
-        Some(Inbox {
-            commands: receiver,
-            overloaded,
-        })
-    }
-
-    /// Records that session `id` joined `store`, reachable by `key` if given.
-    pub(crate) fn joined(&self, id: &Arc<str>, store: &'static str, key: Option<&str>) {
-        let mut indexes = self.lock();
-        let Some(entry) = indexes.sessions.get_mut(id) else {
-            return;
-        };
-        entry.joined.push((store, key.map(Box::from)));
-        indexes
-            .by_store
-            .entry(store)
-            .or_default()
-            .insert(id.clone());
-        if let Some(key) = key {
-            indexes
-                .by_key
-                .entry((store, key.into()))
-                .or_default()
-                .insert(id.clone());
-        }
-    }
-
-    /// Forgets session `id` everywhere.
-    pub(crate) fn close(&self, id: &str) {
-        let mut indexes = self.lock();
-        let Some(entry) = indexes.sessions.remove(id) else {
-            return;
-        };
-        for (store, key) in entry.joined {
-            remove_from(&mut indexes.by_store, &store, id);
-            if let Some(key) = key {
-                remove_from(&mut indexes.by_key, &(store, key), id);
-            }
-        }
-    }
-
-    /// Runs `mutation` on every live instance of its store; each client receives the diff.
-    /// Returns how many sessions it was sent to (a session that does not keep up is closed
-    /// instead, and its client re-joins with a fresh state). A mutation whose arguments could not
-    /// be serialized (see [`Mutation::args`]) is sent nowhere and logged as an error.
-    pub fn mutate<S: Mutations>(&self, mutation: Mutation<S>) -> usize {
-        self.broadcast(mutation, |indexes| indexes.by_store.get(S::NAME))
+    /// Runs `mutation` on every live instance of its store; each client whose state changed
+    /// receives the diff. The count is explained on [`Hub`]. An argument that could not be
+    /// serialized is [`HubError::Arguments`], and nothing is sent.
+    pub fn mutate<S: Mutations>(&self, mutation: Mutation<S>) -> Result<usize, HubError> {
+        self.send(Target::Store, raw(mutation)?)
     }
 
     /// Runs `mutation` on the instances whose init returned `key` (e.g. every tab of one user).
-    /// Returns how many sessions it was sent to.
-    pub fn mutate_key<S: Mutations>(&self, key: &str, mutation: Mutation<S>) -> usize {
-        let key = (S::NAME, Box::<str>::from(key));
-        self.broadcast(mutation, |indexes| indexes.by_key.get(&key))
+    pub fn mutate_key<S: Mutations>(
+        &self,
+        key: &str,
+        mutation: Mutation<S>,
+    ) -> Result<usize, HubError> {
+        self.send(Target::Key(key.to_owned()), raw(mutation)?)
     }
 
-    /// Runs `mutation` on session `session`'s instance and returns the mutation's reply.
+    /// Runs `mutation` on session `session`'s instance and answers the mutation's reply.
     pub async fn mutate_session<S: Mutations>(
         &self,
         session: &str,
         mutation: Mutation<S>,
     ) -> Result<Option<Value>, HubError> {
-        let args: Arc<[Value]> = mutation
-            .args()
-            .map_err(|e| HubError::Arguments(e.into()))?
-            .into();
-        let (sender, overloaded) = {
-            let indexes = self.lock();
-            let entry = indexes
-                .sessions
-                .get(session)
-                .ok_or_else(|| HubError::NoSession(session.into()))?;
-            if !entry.joined.iter().any(|(store, _)| *store == S::NAME) {
-                return Err(HubError::NotJoined {
-                    session: session.into(),
-                    store: S::NAME,
-                });
-            }
-            (entry.commands.clone(), entry.overloaded.clone())
-        };
-        let (reply, answer) = oneshot::channel();
-        let command = Box::new(Command::Mutate {
-            store: S::NAME,
-            name: mutation.name(),
-            args,
-            reply: Some(reply),
-        });
-        match sender.try_send(command) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                overloaded.notify_one();
-                return Err(HubError::Overloaded(session.into()));
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(HubError::Gone(session.into()))
-            }
-        }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(HubError::Gone(session.into())))
+        self.request(session, raw(mutation)?).await
     }
 
-    fn broadcast<S: Mutations>(
+    /// Runs mutation `name` of store `store` with `args` on every live instance of the store,
+    /// like Storex's `Storex.mutate(store, name, payload)`: for names that come from outside
+    /// the program. An unknown store or mutation, or a wrong number of arguments, is
+    /// [`HubError::Name`]. In code, prefer [`mutate`](Self::mutate), checked at compile time.
+    pub fn mutate_by_name(
         &self,
-        mutation: Mutation<S>,
-        targets: impl FnOnce(&Indexes) -> Option<&HashSet<Arc<str>>>,
-    ) -> usize {
-        let args: Arc<[Value]> = match mutation.args() {
-            Ok(args) => args.into(),
-            Err(message) => {
-                tracing::error!(store = S::NAME, mutation = mutation.name(), "{message}");
-                return 0;
-            }
+        store: &str,
+        name: &str,
+        args: Vec<Value>,
+    ) -> Result<usize, HubError> {
+        self.send(Target::Store, RawMutation::new(store, name, args)?)
+    }
+
+    /// Sends a mutation by name to `target`'s sessions, without waiting for them.
+    pub fn send(&self, target: Target, mutation: RawMutation) -> Result<usize, HubError> {
+        self.inner
+            .backplane
+            .publish(&self.inner.local, &target, &mutation)
+    }
+
+    /// Runs a mutation by name in session `session` and answers its reply.
+    pub async fn request(
+        &self,
+        session: &str,
+        mutation: RawMutation,
+    ) -> Result<Option<Value>, HubError> {
+        let inner = &self.inner;
+        inner
+            .backplane
+            .request(&inner.local, session.to_owned(), mutation)
+            .await
+    }
+
+    /// A graceful stop: new connections are refused, every session of this process finishes
+    /// what it is running, is closed with 1001 and runs its `terminate`. Done when the last one
+    /// has gone (bounded by the time limit of what they run and the send timeout).
+    pub async fn stop(&self) {
+        self.inner.local.stop().await;
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.local.is_stopping()
+    }
+
+    /// Registers a session: its inbox, and the guard that forgets it when dropped.
+    pub(crate) fn open(
+        &self,
+        id: Arc<str>,
+        capacity: usize,
+    ) -> Result<(Registration, Inbox), OpenError> {
+        let inbox = self.inner.local.open(id.clone(), capacity)?;
+        let registration = Registration {
+            hub: self.clone(),
+            id,
         };
-        // Collect the senders under the lock, send after it: no lock is held while sending.
-        let senders: Vec<_> = {
-            let indexes = self.lock();
-            targets(&indexes)
-                .into_iter()
-                .flatten()
-                .filter_map(|id| indexes.sessions.get(id))
-                .map(|entry| (entry.commands.clone(), entry.overloaded.clone()))
-                .collect()
-        };
-        let mut sent = 0;
-        for (sender, overloaded) in senders {
-            let command = Box::new(Command::Mutate {
-                store: S::NAME,
-                name: mutation.name(),
-                args: args.clone(),
-                reply: None,
-            });
-            match sender.try_send(command) {
-                Ok(()) => sent += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => overloaded.notify_one(),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Ok((registration, inbox))
+    }
+
+    fn tell(&self, topics: Vec<Topic>, subscribe: bool) {
+        for topic in &topics {
+            if subscribe {
+                self.inner.backplane.subscribe(topic);
+            } else {
+                self.inner.backplane.unsubscribe(topic);
             }
         }
-        sent
     }
 }
 
-fn remove_from<K: std::hash::Hash + Eq>(
-    index: &mut HashMap<K, HashSet<Arc<str>>>,
-    key: &K,
-    id: &str,
-) {
-    if let Some(ids) = index.get_mut(key) {
-        ids.remove(id);
-        if ids.is_empty() {
-            index.remove(key);
-        }
+/// A session's place in the hub. Dropping it forgets the session, whatever ended it: a normal
+/// close, a panic, or its task being dropped.
+pub(crate) struct Registration {
+    hub: Hub,
+    id: Arc<str>,
+}
+
+impl Registration {
+    /// Records that the session joined `store`, reachable by `key` if given.
+    pub(crate) fn joined(&self, store: &'static str, key: Option<&str>) {
+        let topics = self.hub.inner.local.joined(&self.id, store, key);
+        self.hub.tell(topics, true);
     }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let topics = self.hub.inner.local.remove(&self.id);
+        self.hub.tell(topics, false);
+    }
+}
+
+fn raw<S: Mutations>(mutation: Mutation<S>) -> Result<RawMutation, HubError> {
+    RawMutation::try_from(mutation).map_err(HubError::Arguments)
 }

@@ -1,7 +1,9 @@
 //! Live store instances: a store's state in one session, with its join context; mutations run
-//! on it as transactions (an error or a panic leaves the state as it was).
+//! on it as transactions (an error, a panic, the time limit or a cancelled mutation leaves the
+//! state as it was).
 
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use serde_json::Value;
@@ -9,7 +11,13 @@ use serde_json::Value;
 use crate::diff::Change;
 use crate::store::{BoxFuture, Call, Mutations, Outcome, Params, Session, Step};
 
+/// How long init, a mutation or terminate may take when no other limit is configured.
+pub(crate) const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(30);
+
 /// A store instance as the session layer sees it, whatever the store's type.
+///
+/// [`StoreEntry::join`](crate::StoreEntry::join) makes one; tests can drive a store with it
+/// without a server.
 pub trait LiveStore: Send {
     /// The name clients join by.
     fn name(&self) -> &'static str;
@@ -17,18 +25,21 @@ pub trait LiveStore: Send {
     /// The key init returned, if any.
     fn key(&self) -> Option<&str>;
 
-    /// The whole state as JSON (the join answer's `data`).
+    /// The whole state as JSON (the join answer's `data`). A `Serialize` impl that panics is
+    /// reported as an error, not propagated.
     fn state(&self) -> Result<Value, serde_json::Error>;
 
     /// Runs the mutation `name` with positional JSON `args`. On success the state has changed and
-    /// the diff says how; on failure the state is exactly as before.
+    /// the diff says how; on failure (including a panic, the time limit, or the returned future
+    /// being dropped before it finished) the state is exactly as before.
     fn mutate<'a>(
         &'a mut self,
         name: &'a str,
         args: &'a [Value],
     ) -> Step<'a, Result<Applied, MutationError>>;
 
-    /// Runs the store's terminate (on disconnect). A panic in it is caught and logged.
+    /// Runs the store's terminate (on disconnect). A panic in it is caught and logged; an async
+    /// terminate is given the time limit.
     fn terminate(&mut self) -> Step<'_, ()>;
 }
 
@@ -43,12 +54,13 @@ pub struct Applied {
 
 /// A mutation that failed; the state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MutationError {
     /// The mutation answered an error, or the name or arguments did not fit: the message is the
     /// error answer's text.
     #[error("{0}")]
     Refused(String),
-    /// The mutation panicked.
+    /// The mutation panicked, or copying the state before it or diffing it after it did.
     #[error("mutation \"{mutation}\" of store {store} failed unexpectedly (it panicked)")]
     Panicked {
         /// The store's name.
@@ -68,10 +80,21 @@ pub enum MutationError {
         /// serde_json's message.
         reason: String,
     },
+    /// An async mutation did not finish within the time limit.
+    #[error("mutation \"{mutation}\" of store {store} did not finish within {limit:?}; the state is unchanged")]
+    TimedOut {
+        /// The store's name.
+        store: &'static str,
+        /// The mutation's name.
+        mutation: String,
+        /// The limit it ran into.
+        limit: Duration,
+    },
 }
 
 /// Why a join failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum JoinError {
     /// Init refused the join with this message (Storex `{:error, message}`).
     #[error("{0}")]
@@ -82,6 +105,14 @@ pub enum JoinError {
         /// The store's name.
         store: &'static str,
     },
+    /// An async init did not finish within the time limit.
+    #[error("init of store {store} did not finish within {limit:?}")]
+    TimedOut {
+        /// The store's name.
+        store: &'static str,
+        /// The limit it ran into.
+        limit: Duration,
+    },
 }
 
 struct Instance<S> {
@@ -89,77 +120,166 @@ struct Instance<S> {
     key: Option<String>,
     session: Session,
     params: Params,
+    time_limit: Duration,
 }
 
-/// Creates an instance of `S` for `session`: runs its init, catching a panic.
+/// Creates an instance of `S` for `session`: runs its init, catching a panic, within `time_limit`.
 pub(crate) fn join<S: Mutations>(
     session: Session,
     params: Params,
+    time_limit: Duration,
 ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>> {
     Box::pin(async move {
-        let init = AssertUnwindSafe(async { S::init(&session, &params).await })
-            .catch_unwind()
-            .await;
-        match init {
-            Ok(Ok(init)) => {
+        let init = AssertUnwindSafe(async { S::init(&session, &params).await }).catch_unwind();
+        match tokio::time::timeout(time_limit, init).await {
+            Ok(Ok(Ok(init))) => {
                 let instance = Instance {
                     state: init.state,
                     key: init.key,
                     session,
                     params,
+                    time_limit,
                 };
                 Ok(Box::new(instance) as Box<dyn LiveStore>)
             }
-            Ok(Err(message)) => Err(JoinError::Refused(message)),
-            Err(_panic) => {
+            Ok(Ok(Err(message))) => Err(JoinError::Refused(message)),
+            Ok(Err(_panic)) => {
                 tracing::error!(store = S::NAME, "init panicked");
                 Err(JoinError::Panicked { store: S::NAME })
+            }
+            Err(_elapsed) => {
+                tracing::warn!(store = S::NAME, limit = ?time_limit, "init timed out");
+                Err(JoinError::TimedOut {
+                    store: S::NAME,
+                    limit: time_limit,
+                })
             }
         }
     })
 }
 
-impl<S: Mutations> Instance<S> {
-    /// The snapshot seam: how the state before a mutation is kept. A clone today; it can become
-    /// O(change) (structural sharing, tracked writes) without touching how mutations are written.
-    fn snapshot(&self) -> S {
-        self.state.clone()
+/// A mutation in progress: the state, and the snapshot it goes back to unless the mutation
+/// commits. Dropping it (an error, a panic unwinding through it, a cancelled future) rolls back.
+///
+/// This is the snapshot seam: a clone today; it can become O(change) (structural sharing,
+/// tracked writes) without touching how mutations are written.
+struct Transaction<'s, S> {
+    state: &'s mut S,
+    snapshot: Option<S>,
+}
+
+impl<'s, S: Mutations> Transaction<'s, S> {
+    /// Snapshots `state`. A panicking `Clone` leaves the state untouched and unwinds from here.
+    fn begin(state: &'s mut S) -> Self {
+        let snapshot = Some(state.clone());
+        Self { state, snapshot }
     }
 
-    /// Finishes a transaction: keeps the new state and diffs it, or restores the snapshot.
-    fn settle(
-        &mut self,
-        snapshot: S,
-        name: &str,
-        outcome: Result<Outcome, ()>,
-    ) -> Result<Applied, MutationError> {
+    /// Keeps the new state and diffs it, or rolls back. May panic (in a `Serialize` or `Diff`
+    /// impl): the unwinding drop rolls back.
+    fn settle(mut self, name: &str, outcome: Outcome) -> Result<Applied, MutationError> {
         let reply = match outcome {
-            Ok(Outcome::NoReply) => None,
-            Ok(Outcome::Reply(reply)) => Some(reply),
-            Ok(Outcome::Error(message)) => {
-                self.state = snapshot;
-                return Err(MutationError::Refused(message));
+            Outcome::NoReply => None,
+            Outcome::Reply(reply) => Some(reply),
+            Outcome::Error(message) => return Err(MutationError::Refused(message)),
+        };
+        let Some(snapshot) = &self.snapshot else {
+            return Err(MutationError::Refused("the transaction has ended".into()));
+        };
+        match crate::diff::diff(snapshot, self.state) {
+            Ok(diff) => {
+                self.snapshot = None;
+                Ok(Applied { diff, reply })
             }
-            Err(()) => {
-                self.state = snapshot;
-                tracing::error!(store = S::NAME, mutation = name, "mutation panicked");
-                return Err(MutationError::Panicked {
+            Err(error) => Err(MutationError::Unserializable {
+                store: S::NAME,
+                mutation: name.to_owned(),
+                reason: error.to_string(),
+            }),
+        }
+    }
+}
+
+impl<S> Drop for Transaction<'_, S> {
+    fn drop(&mut self) {
+        if let Some(snapshot) = self.snapshot.take() {
+            *self.state = snapshot;
+        }
+    }
+}
+
+fn panicked<S: Mutations>(name: &str) -> MutationError {
+    tracing::error!(store = S::NAME, mutation = name, "mutation panicked");
+    MutationError::Panicked {
+        store: S::NAME,
+        mutation: name.to_owned(),
+    }
+}
+
+impl<S: Mutations> Instance<S> {
+    fn mutate_now(&mut self, name: &str, args: &[Value]) -> Result<Applied, MutationError> {
+        let Self {
+            state,
+            session,
+            params,
+            ..
+        } = self;
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let transaction = Transaction::begin(state);
+            let call = Call {
+                name,
+                args,
+                session,
+                params,
+            };
+            let outcome = transaction.state.dispatch(call).now().unwrap_or_else(|| {
+                // Only mutations declared `async fn` return a pending step.
+                Outcome::Error(format!(
+                    "mutation \"{name}\" of store {} is async but its table entry says it is not",
+                    S::NAME
+                ))
+            });
+            transaction.settle(name, outcome)
+        }));
+        result.unwrap_or_else(|_panic| Err(panicked::<S>(name)))
+    }
+
+    async fn mutate_async(&mut self, name: &str, args: &[Value]) -> Result<Applied, MutationError> {
+        let limit = self.time_limit;
+        let Self {
+            state,
+            session,
+            params,
+            ..
+        } = self;
+        let begun = std::panic::catch_unwind(AssertUnwindSafe(move || {
+            let state = state; // moved, not reborrowed: the transaction outlives the closure
+            Transaction::begin(state)
+        }));
+        let Ok(transaction) = begun else {
+            return Err(panicked::<S>(name));
+        };
+        let call = Call {
+            name,
+            args,
+            session,
+            params,
+        };
+        let run = AssertUnwindSafe(transaction.state.dispatch(call)).catch_unwind();
+        let outcome = match tokio::time::timeout(limit, run).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_panic)) => return Err(panicked::<S>(name)),
+            Err(_elapsed) => {
+                tracing::warn!(store = S::NAME, mutation = name, ?limit, "mutation timed out");
+                return Err(MutationError::TimedOut {
                     store: S::NAME,
                     mutation: name.to_owned(),
+                    limit,
                 });
             }
         };
-        match crate::diff::diff(&snapshot, &self.state) {
-            Ok(diff) => Ok(Applied { diff, reply }),
-            Err(error) => {
-                self.state = snapshot;
-                Err(MutationError::Unserializable {
-                    store: S::NAME,
-                    mutation: name.to_owned(),
-                    reason: error.to_string(),
-                })
-            }
-        }
+        std::panic::catch_unwind(AssertUnwindSafe(|| transaction.settle(name, outcome)))
+            .unwrap_or_else(|_panic| Err(panicked::<S>(name)))
     }
 }
 
@@ -173,7 +293,11 @@ impl<S: Mutations> LiveStore for Instance<S> {
     }
 
     fn state(&self) -> Result<Value, serde_json::Error> {
-        serde_json::to_value(&self.state)
+        std::panic::catch_unwind(AssertUnwindSafe(|| serde_json::to_value(&self.state)))
+            .unwrap_or_else(|_panic| {
+                tracing::error!(store = S::NAME, "serializing the state panicked");
+                Err(serde::ser::Error::custom("serializing it panicked"))
+            })
     }
 
     fn mutate<'a>(
@@ -181,60 +305,46 @@ impl<S: Mutations> LiveStore for Instance<S> {
         name: &'a str,
         args: &'a [Value],
     ) -> Step<'a, Result<Applied, MutationError>> {
-        let snapshot = self.snapshot();
         // Which path to take is decided before dispatching: a sync dispatch must settle the state
         // right after it returns, which the borrow checker only allows when the step it returned
-        // is known not to hold on to the state (a conditional return of a borrow).
+        // is known not to hold on to the state.
         let is_async = S::MUTATIONS
             .iter()
             .any(|info| info.name == name && info.is_async);
         if is_async {
-            return Step::pending(async move {
-                let outcome = {
-                    let call = Call {
-                        name,
-                        args,
-                        session: &self.session,
-                        params: &self.params,
-                    };
-                    AssertUnwindSafe(self.state.dispatch(call))
-                        .catch_unwind()
-                        .await
-                };
-                self.settle(snapshot, name, outcome.map_err(|_| ()))
-            });
+            Step::pending(self.mutate_async(name, args))
+        } else {
+            Step::ready(self.mutate_now(name, args))
         }
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let call = Call {
-                name,
-                args,
-                session: &self.session,
-                params: &self.params,
-            };
-            match self.state.dispatch(call) {
-                Step::Ready(outcome) => outcome,
-                // Only mutations declared `async fn` return a pending step.
-                Step::Pending(_) => None,
-            }
-        }));
-        let outcome = match outcome {
-            Ok(Some(outcome)) => Ok(outcome),
-            Ok(None) => Ok(Outcome::Error(format!(
-                "mutation \"{name}\" of store {} is async but its table entry says it is not",
-                S::NAME
-            ))),
-            Err(_panic) => Err(()),
-        };
-        Step::ready(self.settle(snapshot, name, outcome))
     }
 
     fn terminate(&mut self) -> Step<'_, ()> {
+        let limit = self.time_limit;
+        let Self {
+            state,
+            session,
+            params,
+            ..
+        } = self;
+        // A sync terminate runs when it is called, an async one when it is polled: both are
+        // guarded.
+        let called =
+            std::panic::catch_unwind(AssertUnwindSafe(move || {
+            let state = state; // moved, not reborrowed: the step outlives the closure
+            state.terminate(session, params)
+        }));
+        let Ok(step) = called else {
+            tracing::error!(store = S::NAME, "terminate panicked");
+            return Step::ready(());
+        };
+        if step.is_ready() {
+            return step;
+        }
         Step::pending(async move {
-            let result = AssertUnwindSafe(self.state.terminate(&self.session, &self.params))
-                .catch_unwind()
-                .await;
-            if result.is_err() {
-                tracing::error!(store = S::NAME, "terminate panicked");
+            match tokio::time::timeout(limit, AssertUnwindSafe(step).catch_unwind()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_panic)) => tracing::error!(store = S::NAME, "terminate panicked"),
+                Err(_elapsed) => tracing::warn!(store = S::NAME, ?limit, "terminate timed out"),
             }
         })
     }

@@ -49,29 +49,43 @@
 //! assert_eq!(set.args(), Ok(&[serde_json::json!(10)][..]));
 //! ```
 //!
-//! Serving stores takes one line on an actix-web `App` ([`actix::scope`]); the endpoint's
-//! [`Config`] holds its limits and hooks and its [`Hub`], through which server code sends
-//! mutations to live sessions ([`Hub::mutate`], [`Hub::mutate_key`], [`Hub::mutate_session`]).
-//! The browser client is served at `<path>/storex.js` ([`client`]). The wire protocol, the
-//! architecture and the benchmarks are described in the repository's `docs/`.
+//! Serving stores takes one line on an actix-web `App` ([`actix::scope`], cargo feature `actix`,
+//! on by default); the endpoint's [`Config`] holds its limits and hooks and its [`Hub`], through
+//! which server code sends mutations to live sessions ([`Hub::mutate`], [`Hub::mutate_key`],
+//! [`Hub::mutate_session`], and by name [`Hub::mutate_by_name`]) and stops them gracefully
+//! ([`Hub::stop`]). The browser client is served at `<path>/storex.js` ([`client`]).
+//!
+//! Two modules are for those who extend the runtime: [`transport`] (serve the protocol over
+//! another transport or framework) and [`backplane`] (carry server-side mutations to other
+//! nodes). The wire protocol, the architecture and the benchmarks are described in the
+//! repository's `docs/`.
 
+#![warn(missing_docs, unreachable_pub)]
+
+#[cfg(feature = "actix")]
 pub mod actix;
+pub mod backplane;
 pub mod client;
-pub mod config;
+mod config;
+mod connection;
 pub mod diff;
-pub mod hub;
-pub mod instance;
-pub mod mutation;
+mod driver;
+mod endpoint;
+mod hub;
+mod instance;
+mod local;
+mod mutation;
 pub mod protocol;
-pub mod registry;
-pub mod session;
-pub mod store;
+mod registry;
+mod store;
+pub mod transport;
 
-pub use config::{Config, ConnectRequest, Refusal};
+pub use config::{random_session_id, Config, ConnectRequest, Refusal, DEFAULT_PATH};
 pub use diff::{Change, Changes, Diff};
-pub use hub::{Hub, HubError};
+pub use hub::Hub;
 pub use instance::{Applied, JoinError, LiveStore, MutationError};
-pub use mutation::Mutation;
+pub use local::HubError;
+pub use mutation::{Mutation, NameError, RawMutation, Target};
 pub use registry::{Registry, RegistryError, StoreEntry};
 pub use store::{
     BoxFuture, Call, Extensions, Init, IntoInit, IntoOutcome, MutationInfo, Mutations, Outcome,

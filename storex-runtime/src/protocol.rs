@@ -194,12 +194,19 @@ pub struct CloseCode;
 impl CloseCode {
     /// Normal closure (idle timeout, server shutting the session).
     pub const NORMAL: u16 = 1000;
+    /// The server is stopping (a graceful stop).
+    pub const GOING_AWAY: u16 = 1001;
+    /// A WebSocket protocol error.
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// The frame was not JSON or not a known message shape.
     pub const MALFORMED: u16 = 1007;
     /// The client broke a server policy (it does not read its messages, or its origin is refused).
     pub const POLICY: u16 = 1008;
     /// A frame larger than the configured maximum.
     pub const TOO_BIG: u16 = 1009;
+    /// The server failed unexpectedly while answering this connection (a panic outside init and
+    /// mutations); other connections go on.
+    pub const INTERNAL: u16 = 1011;
     /// A message without a store.
     pub const STORE_NOT_SET: u16 = 4000;
     /// A message naming a store that does not exist.

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
+use std::time::Duration;
+
 use crate::instance::{self, JoinError, LiveStore};
 use crate::store::{BoxFuture, MutationInfo, Mutations, Params, Session};
 
@@ -17,7 +19,8 @@ pub struct StoreEntry {
 }
 
 /// Creates a live instance of one store type.
-type JoinFn = fn(Session, Params) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>;
+type JoinFn =
+    fn(Session, Params, Duration) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>;
 
 inventory::collect!(StoreEntry);
 
@@ -56,18 +59,35 @@ impl StoreEntry {
         self.mutations
     }
 
-    /// Runs the store's init for `session` with `params`: a live instance, or why not.
+    /// The mutation called `name`, if the store has one.
+    pub fn mutation(&self, name: &str) -> Option<&'static MutationInfo> {
+        self.mutations.iter().find(|info| info.name == name)
+    }
+
+    /// Runs the store's init for `session` with `params`: a live instance, or why not. Init,
+    /// async mutations and terminate get the default time limit (30 s).
     pub fn join(
         &self,
         session: Session,
         params: Params,
     ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>> {
-        (self.join)(session, params)
+        (self.join)(session, params, instance::DEFAULT_TIME_LIMIT)
+    }
+
+    /// [`join`](Self::join) with another time limit.
+    pub(crate) fn join_within(
+        &self,
+        session: Session,
+        params: Params,
+        time_limit: Duration,
+    ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>> {
+        (self.join)(session, params, time_limit)
     }
 }
 
 /// Why the registry cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// Two store types chose the same name.
     #[error(

@@ -58,7 +58,7 @@ pub struct MutationInfo {
     pub name: &'static str,
     /// How many values its `data` array holds (session and params arguments not counted).
     pub arity: usize,
-    /// Whether the method is an `async fn` (its dispatch returns [`Step::Pending`]).
+    /// Whether the method is an `async fn` (its dispatch returns [`Step::pending`]).
     pub is_async: bool,
 }
 
@@ -76,19 +76,22 @@ pub struct Call<'a> {
 }
 
 /// A value that is either ready now or a boxed future: sync methods cost no allocation.
+///
+/// Built with [`Step::ready`] or [`Step::pending`]; awaited like any future.
 #[must_use = "a Step does nothing until it is awaited"]
-pub enum Step<'a, T> {
-    /// Already computed.
+pub struct Step<'a, T>(StepKind<'a, T>);
+
+enum StepKind<'a, T> {
+    /// Computed already; taken out when polled.
     Ready(Option<T>),
-    /// To be awaited.
     Pending(BoxFuture<'a, T>),
 }
 
 impl<T> fmt::Debug for Step<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Step::Ready(_) => f.write_str("Step::Ready"),
-            Step::Pending(_) => f.write_str("Step::Pending"),
+        match self.0 {
+            StepKind::Ready(_) => f.write_str("Step::ready"),
+            StepKind::Pending(_) => f.write_str("Step::pending"),
         }
     }
 }
@@ -96,12 +99,25 @@ impl<T> fmt::Debug for Step<'_, T> {
 impl<'a, T> Step<'a, T> {
     /// A step that is done.
     pub fn ready(value: T) -> Self {
-        Step::Ready(Some(value))
+        Step(StepKind::Ready(Some(value)))
     }
 
     /// A step that awaits `future`.
     pub fn pending(future: impl Future<Output = T> + Send + 'a) -> Self {
-        Step::Pending(Box::pin(future))
+        Step(StepKind::Pending(Box::pin(future)))
+    }
+
+    /// Whether the value is here already.
+    pub(crate) fn is_ready(&self) -> bool {
+        matches!(self.0, StepKind::Ready(_))
+    }
+
+    /// The value of a ready step; `None` for a pending one (which is dropped unpolled).
+    pub(crate) fn now(self) -> Option<T> {
+        match self.0 {
+            StepKind::Ready(value) => value,
+            StepKind::Pending(_) => None,
+        }
     }
 }
 
@@ -112,12 +128,12 @@ impl<T> Future for Step<'_, T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        match self.get_mut() {
-            Step::Ready(value) => match value.take() {
+        match &mut self.get_mut().0 {
+            StepKind::Ready(value) => match value.take() {
                 Some(value) => Poll::Ready(value),
                 None => panic!("Step polled after completion"),
             },
-            Step::Pending(future) => future.as_mut().poll(cx),
+            StepKind::Pending(future) => future.as_mut().poll(cx),
         }
     }
 }
@@ -243,7 +259,7 @@ impl<S: Store, T: IntoInit<S>, E: fmt::Display> IntoInit<S> for Result<T, E> {
     }
 }
 
-/// The session a store instance lives in: one per WebSocket connection.
+/// The session a store instance lives in: the user's view of one connection (one browser tab).
 ///
 /// It carries the session id and whatever the connect hook attached (see [`Extensions`]).
 /// Cloning is cheap.
@@ -277,11 +293,6 @@ impl Session {
 
     /// The session id (21 URL-safe characters by default).
     pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The session id as the hub indexes it (shared, not copied).
-    pub(crate) fn shared_id(&self) -> &Arc<str> {
         &self.id
     }
 

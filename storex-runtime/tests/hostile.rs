@@ -82,11 +82,14 @@ async fn a_client_that_does_not_read_is_dropped_and_memory_stays_bounded() {
     // push before the next mutation, the sleeper reads nothing.
     let mut pushes = 0;
     for i in 0..200usize {
-        server.hub.mutate(storex::mutation!(
-            common::stores::Counter,
-            "blob",
-            65_536 + i
-        ));
+        server
+            .hub
+            .mutate(storex::mutation!(
+                common::stores::Counter,
+                "blob",
+                65_536 + i
+            ))
+            .expect("the argument serializes");
         let push = reader.recv().await;
         assert_eq!(push["type"], "mutation");
         assert_eq!(

@@ -46,7 +46,7 @@ async fn a_thousand_connections_join_and_mutate() {
         server
             .hub
             .mutate(storex::mutation!(common::stores::Counter, "increase")),
-        1_000
+        Ok(1_000)
     );
     drop(clients);
     server.wait_for_sessions(0).await;

@@ -77,8 +77,12 @@ impl Rooms {
         messages.push_back(message.clone());
         // Under the lock: the hub only queues the command (it never waits), and the next
         // message of this room cannot be queued before this one.
-        self.hub
+        let sent = self
+            .hub
             .mutate_key(room, storex::mutation!(Chat, "receive", message));
+        if let Err(error) = sent {
+            eprintln!("chat: the message could not be sent to room {room}: {error}");
+        }
     }
 }
 

@@ -46,8 +46,10 @@ const TOO_SMALL: &str = "The counter is at its smallest value.";
 
 /// A server-side mutation: every live counter increases; the answer says how many were reached.
 async fn increase_all(hub: web::Data<Hub>) -> HttpResponse {
-    let reached = hub.mutate(storex::mutation!(Counter, "increase"));
-    HttpResponse::Ok().json(serde_json::json!({ "reached": reached }))
+    match hub.mutate(storex::mutation!(Counter, "increase")) {
+        Ok(reached) => HttpResponse::Ok().json(serde_json::json!({ "reached": reached })),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+    }
 }
 
 fn routes(app: &mut web::ServiceConfig) {

@@ -188,7 +188,8 @@ impl Todo {
         self.list = lists.change(&self.user, change)?;
         lists
             .hub
-            .mutate_key(&self.user, storex::mutation!(Todo, "sync"));
+            .mutate_key(&self.user, storex::mutation!(Todo, "sync"))
+            .map_err(|error| format!("the other tabs could not be told: {error}"))?;
         Ok(())
     }
 }

@@ -68,7 +68,7 @@ pub fn mutation_call(call: &MutationCall) -> TokenStream {
     quote! {
         {
             #check
-            ::storex::__private::Mutation::<#store>::__checked(#name, [#(#args),*])
+            ::storex::__private::checked_mutation::<#store>(#name, [#(#args),*])
         }
     }
 }

@@ -6,6 +6,7 @@ use super::{Change, PathSegment};
 
 /// Why a diff could not be applied to a state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PatchError {
     /// A path step that names a missing key or index, or steps into a scalar.
     #[error("path {path:?} does not exist in the state")]

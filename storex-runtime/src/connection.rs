@@ -1,37 +1,45 @@
-//! One connection's session: the store instances it owns and what it answers to each message.
+//! One connection's work: the store instances it owns and the answer to each frame and each
+//! server-side mutation. The driver (`driver`) runs it; it knows stores, the registry, the hub
+//! and the protocol, but no transport and no timer.
 //!
-//! A session is driven by one task (see the `actix` module), so its stores need no lock and its
-//! mutations run in order. It knows stores, the registry, the hub and the protocol, but no web
-//! framework: frames come in as text, answers go out as text or a close.
+//! Its instances are torn down whatever ends the connection: [`Connection::close`] runs every
+//! `terminate` in order; when a `Connection` is dropped without it (a panic, its task dropped),
+//! `Drop` runs them as far as it can without awaiting, and the hub forgets the session either way.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::config::Config;
-use crate::hub::{Command, Hub, HubError, Inbox};
+use crate::hub::Registration;
 use crate::instance::LiveStore;
+use crate::local::{Command, HubError};
 use crate::protocol::{ClientMessage, Close, MutationCall, ServerMessage};
 use crate::registry::Registry;
-use crate::store::{Extensions, Params, Session};
+use crate::store::{Params, Session};
 
-/// What the connection task does after a frame.
+/// What the driver does after a frame or a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reaction {
+pub(crate) enum Reaction {
     /// Send this text frame.
     Send(String),
-    /// Close the socket with this code and reason.
+    /// Close with this code and reason.
     Close(Close),
+    /// Nothing to send.
+    Nothing,
 }
 
-/// A live session: its id, connect data, and the store instances it joined.
-pub struct Connection {
+/// One connection: the session (id and connect data), the instances it joined, its place in
+/// the hub.
+pub(crate) struct Connection {
     session: Session,
     stores: Vec<Box<dyn LiveStore>>,
-    hub: Hub,
+    registration: Registration,
     registry: &'static Registry,
     max_stores: usize,
+    time_limit: Duration,
 }
 
 impl std::fmt::Debug for Connection {
@@ -40,47 +48,37 @@ impl std::fmt::Debug for Connection {
             .field("session", &self.session.id())
             .field(
                 "stores",
-                &self
-                    .stores
-                    .iter()
-                    .map(|store| store.name())
-                    .collect::<Vec<_>>(),
+                &self.stores.iter().map(|store| store.name()).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
 }
 
 impl Connection {
-    /// Opens a session in `config`'s hub with the values the connect hook attached; `None` when
-    /// the session id generator keeps giving ids of live sessions.
-    pub(crate) fn open(
-        config: &Config,
+    pub(crate) fn new(
+        session: Session,
+        registration: Registration,
         registry: &'static Registry,
-        extensions: Extensions,
-    ) -> Option<(Self, Inbox)> {
-        const ATTEMPTS: usize = 3;
-        let (id, inbox) = (0..ATTEMPTS).find_map(|_| {
-            let id: Arc<str> = (config.session_id)().into();
-            let inbox = config.hub.open(id.clone(), config.inbox_capacity)?;
-            Some((id, inbox))
-        })?;
-        let connection = Self {
-            session: Session::with_extensions(id, extensions),
+        max_stores: usize,
+        time_limit: Duration,
+    ) -> Self {
+        Self {
+            session,
             stores: Vec::new(),
-            hub: config.hub.clone(),
+            registration,
             registry,
-            max_stores: config.max_stores_per_session,
-        };
-        Some((connection, inbox))
+            max_stores,
+            time_limit,
+        }
     }
 
     /// The session id.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         self.session.id()
     }
 
     /// Answers one text frame from the client.
-    pub async fn on_text(&mut self, text: &str) -> Reaction {
+    pub(crate) async fn on_text(&mut self, text: &str) -> Reaction {
         match ClientMessage::decode(text) {
             None => Reaction::Close(Close::malformed()),
             Some(ClientMessage::Ping { request }) => Reaction::Send(
@@ -147,11 +145,13 @@ impl Connection {
             return self.error_answer(name, &error, request);
         }
         let params = Params::new(params.unwrap_or_else(|| Value::Object(Default::default())));
-        match entry.join(self.session.clone(), params).await {
+        let joined = entry
+            .join_within(self.session.clone(), params, self.time_limit)
+            .await;
+        match joined {
             Ok(instance) => {
                 tracing::debug!("joined");
-                self.hub
-                    .joined(self.session.shared_id(), instance.name(), instance.key());
+                self.registration.joined(instance.name(), instance.key());
                 let answer = self.state_answer(instance.as_ref(), request);
                 self.stores.push(instance);
                 answer
@@ -185,8 +185,7 @@ impl Connection {
             let error = format!("Store {name} is not joined in this session: join it first");
             return self.error_answer(name, &error, request);
         };
-        let result = store.mutate(&call.name, &call.data).await;
-        match result {
+        match store.mutate(&call.name, &call.data).await {
             Ok(applied) => {
                 tracing::debug!(changes = applied.diff.len(), "mutation applied");
                 Reaction::Send(
@@ -207,73 +206,65 @@ impl Connection {
         }
     }
 
-    /// Runs a server-side command; the push to send to the client, if any.
-    pub(crate) async fn on_command(&mut self, command: Box<Command>) -> Option<String> {
-        let Command::Mutate {
-            store,
-            name,
-            args,
-            reply,
-        } = *command;
+    /// Runs a server-side mutation; the push to send, if the state changed.
+    pub(crate) async fn on_command(&mut self, command: Box<Command>) -> Reaction {
+        let Command { mutation, reply } = *command;
+        let (store, name) = (mutation.store(), mutation.name());
         let span = tracing::info_span!("server_mutation", session = %self.session.id(), store, mutation = name);
-        self.run_command(store, name, &args, reply)
-            .instrument(span)
-            .await
-    }
-
-    async fn run_command(
-        &mut self,
-        store: &'static str,
-        name: &'static str,
-        args: &[Value],
-        reply: Option<tokio::sync::oneshot::Sender<Result<Option<Value>, HubError>>>,
-    ) -> Option<String> {
-        let Some(instance) = self
-            .stores
-            .iter_mut()
-            .find(|instance| instance.name() == store)
-        else {
-            if let Some(reply) = reply {
-                let _ = reply.send(Err(HubError::NotJoined {
-                    session: self.session.id().to_owned(),
-                    store,
-                }));
-            }
-            return None;
-        };
-        match instance.mutate(name, args).await {
-            Ok(applied) => {
-                // A change-less push would do nothing on the client: skip it (it matters most
-                // when one server-side mutation reaches thousands of sessions).
-                let push = (!applied.diff.is_empty()).then(|| {
-                    ServerMessage::Mutation {
+        async move {
+            let Some(instance) = self
+                .stores
+                .iter_mut()
+                .find(|instance| instance.name() == store)
+            else {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(HubError::NotJoined {
+                        session: self.session.id().to_owned(),
                         store,
-                        session: self.session.id(),
-                        diff: &applied.diff,
-                        message: None,
-                        request: None,
+                    }));
+                }
+                return Reaction::Nothing;
+            };
+            match instance.mutate(name, mutation.args()).await {
+                Ok(applied) => {
+                    // A change-less push would do nothing on the client: skip it (it matters
+                    // most when one server-side mutation reaches thousands of sessions).
+                    let push = if applied.diff.is_empty() {
+                        Reaction::Nothing
+                    } else {
+                        Reaction::Send(
+                            ServerMessage::Mutation {
+                                store,
+                                session: self.session.id(),
+                                diff: &applied.diff,
+                                message: None,
+                                request: None,
+                            }
+                            .encode(),
+                        )
+                    };
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(applied.reply));
                     }
-                    .encode()
-                });
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(applied.reply));
+                    push
                 }
-                push
-            }
-            Err(error) => {
-                tracing::debug!(%error, "server-side mutation failed");
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(error.into()));
+                Err(error) => {
+                    tracing::debug!(%error, "server-side mutation failed");
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(error.into()));
+                    }
+                    Reaction::Nothing
                 }
-                None
             }
         }
+        .instrument(span)
+        .await
     }
 
-    /// Ends the session: every instance's terminate runs, and the hub forgets it.
-    pub async fn close(mut self) {
-        self.hub.close(self.session.id());
-        for store in &mut self.stores {
+    /// Ends the session: every instance's terminate runs, in join order, then the hub forgets
+    /// the session.
+    pub(crate) async fn close(mut self) {
+        for mut store in std::mem::take(&mut self.stores) {
             store.terminate().await;
         }
         tracing::debug!(session = %self.session.id(), "session closed");
@@ -310,5 +301,35 @@ impl Connection {
             }
             .encode(),
         )
+    }
+}
+
+impl Drop for Connection {
+    /// The path nothing can skip: after a panic or a dropped task, each terminate still runs.
+    /// A sync terminate finishes here; an async one that does not finish at once continues on
+    /// the current runtime when there is one (it is dropped, with an error logged, when there
+    /// is none, as while a runtime shuts down).
+    fn drop(&mut self) {
+        for mut store in std::mem::take(&mut self.stores) {
+            let name = store.name();
+            let mut terminate: crate::store::BoxFuture<'static, ()> =
+                Box::pin(async move { store.terminate().await });
+            let mut context = Context::from_waker(Waker::noop());
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                terminate.as_mut().poll(&mut context)
+            }));
+            match polled {
+                Ok(Poll::Ready(())) | Err(_) => {}
+                Ok(Poll::Pending) => match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn(terminate);
+                    }
+                    Err(_) => {
+                        tracing::error!(store = name, "terminate could not finish: no runtime");
+                    }
+                },
+            }
+        }
+        // `registration` is dropped after this: the hub forgets the session.
     }
 }

@@ -1,0 +1,235 @@
+//! A storex endpoint without a web framework: admission (the `Origin` policy, the connect hook,
+//! the session id), the HTTP join, and the start of a live connection. Transports call it (see
+//! the `transport` module).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::config::{Config, ConnectRequest, Refusal};
+use crate::connection::Connection;
+use crate::driver::{Accepted, Limits};
+use crate::hub::Hub;
+use crate::local::OpenError;
+use crate::protocol::{Close, ServerMessage};
+use crate::registry::{Registry, RegistryError};
+use crate::store::{Extensions, Params, Session};
+
+/// The transport-neutral side of a storex endpoint: its [`Config`], the program's stores, and
+/// what every transport asks of them. Cheap to clone.
+///
+/// ```
+/// use storex::transport::{Endpoint, RequestKind};
+///
+/// let endpoint = Endpoint::new(storex::Config::new("/storex").allowed_origins(["https://app.example"]))?;
+/// let request = storex::ConnectRequest::new(
+///     vec![("Origin".into(), "https://evil.example".into())],
+///     vec![],
+///     None,
+/// );
+/// let refusal = endpoint.admit(&request, RequestKind::Connection).unwrap_err();
+/// assert_eq!(refusal.status, 403);
+/// # Ok::<(), storex::RegistryError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    registry: &'static Registry,
+}
+
+/// What a request asks for, as admission sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// A live connection opened by a page (a WebSocket upgrade): the `Origin` policy applies.
+    Connection,
+    /// An HTTP join (a plain `GET`, for server-side rendering).
+    HttpJoin,
+}
+
+/// The answer to an HTTP join: a status and a JSON body (PROTOCOL.md, HTTP join).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// 200, or 400 with an error message.
+    pub status: u16,
+    /// The JSON text.
+    pub body: String,
+}
+
+/// The session id of an HTTP join (Storex's).
+const HTTP_SESSION: &str = "SSR";
+
+impl Endpoint {
+    /// The endpoint of `config` over every store of the program; an error when two stores
+    /// share a name.
+    pub fn new(config: impl Into<Config>) -> Result<Self, RegistryError> {
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config: config.into(),
+                registry: Registry::global()?,
+            }),
+        })
+    }
+
+    /// The endpoint's configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The endpoint's hub.
+    pub fn hub(&self) -> &Hub {
+        &self.shared.config.hub
+    }
+
+    /// Admits a request, or refuses it: a live connection from a page of an origin that is not
+    /// allowed gets 403, then the connect hook decides (a refusal's status that is not an error
+    /// status is sent as 403). What the hook attached is returned.
+    pub fn admit(
+        &self,
+        request: &ConnectRequest,
+        kind: RequestKind,
+    ) -> Result<Extensions, Refusal> {
+        let config = self.config();
+        if kind == RequestKind::Connection && !config.origin_allowed(request.header("origin")) {
+            tracing::info!(
+                origin = request.header("origin"),
+                "connection refused: origin not allowed"
+            );
+            return Err(Refusal::forbidden(
+                "This origin may not connect to this storex endpoint.",
+            ));
+        }
+        let Some(hook) = &config.on_connect else {
+            return Ok(Extensions::new());
+        };
+        hook(request).map_err(|refusal| {
+            tracing::info!(status = refusal.status, "connection refused by the connect hook");
+            // A refusal is an error status: anything else would read as a success.
+            let status = if (400..=599).contains(&refusal.status) {
+                refusal.status
+            } else {
+                403
+            };
+            Refusal {
+                status,
+                message: refusal.message,
+            }
+        })
+    }
+
+    /// Registers a session for an admitted live connection (allocating its id); serve it with
+    /// [`Accepted::serve`]. 503 when the server is stopping or the id generator keeps repeating
+    /// ids of live sessions.
+    pub fn accept(&self, extensions: Extensions) -> Result<Accepted, Refusal> {
+        const ATTEMPTS: usize = 3;
+        let config = self.config();
+        let mut result = Err(OpenError::Taken);
+        for _ in 0..ATTEMPTS {
+            let id: Arc<str> = (config.session_id)().into();
+            result = config
+                .hub
+                .open(id.clone(), config.inbox_capacity)
+                .map(|opened| (id, opened));
+            if !matches!(result, Err(OpenError::Taken)) {
+                break;
+            }
+        }
+        let (id, (registration, inbox)) = match result {
+            Ok(opened) => opened,
+            Err(OpenError::Stopping) => {
+                return Err(Refusal {
+                    status: 503,
+                    message: "The server is stopping; try again.".into(),
+                })
+            }
+            Err(OpenError::Taken) => {
+                tracing::error!("the session id generator repeats ids of live sessions");
+                return Err(Refusal {
+                    status: 503,
+                    message: "No session id available; try again.".into(),
+                });
+            }
+        };
+        let connection = Connection::new(
+            Session::with_extensions(id, extensions),
+            registration,
+            self.shared.registry,
+            config.max_stores_per_session,
+            config.time_limit,
+        );
+        let limits = Limits {
+            idle: config.idle_timeout,
+            send: config.send_timeout,
+            max_frame: config.max_frame_size,
+        };
+        Ok(Accepted {
+            connection,
+            inbox,
+            limits,
+        })
+    }
+
+    /// `GET <path>?store=S&params=JSON`: runs init once (session `"SSR"`), then terminate, and
+    /// answers the state (PROTOCOL.md, HTTP join).
+    pub async fn http_join(&self, request: &ConnectRequest, extensions: Extensions) -> HttpAnswer {
+        let store = request.query("store").unwrap_or_default();
+        let refuse = |error: &str| HttpAnswer {
+            status: 400,
+            body: ServerMessage::Error {
+                store,
+                session: HTTP_SESSION,
+                error,
+                request: &None,
+            }
+            .encode(),
+        };
+        if store.is_empty() {
+            return refuse(&Close::store_not_set().reason);
+        }
+        let Some(entry) = self.shared.registry.get(store) else {
+            return refuse(&format!(
+                "Store '{store}' is not defined or can't be compiled."
+            ));
+        };
+        let params = match request.query("params").map(serde_json::from_str::<Value>) {
+            None => Value::Object(Default::default()),
+            Some(Ok(params)) => params,
+            Some(Err(error)) => {
+                return refuse(&format!("The params query parameter is not JSON: {error}"))
+            }
+        };
+        let session = Session::with_extensions(HTTP_SESSION, extensions);
+        let span = tracing::info_span!("http_join", store = %store);
+        let joined = entry
+            .join_within(session, Params::new(params), self.config().time_limit)
+            .instrument(span)
+            .await;
+        let mut instance = match joined {
+            Ok(instance) => instance,
+            Err(error) => return refuse(&error.to_string()),
+        };
+        let state = instance.state();
+        instance.terminate().await;
+        match state {
+            Ok(state) => HttpAnswer {
+                status: 200,
+                body: ServerMessage::Join {
+                    store,
+                    session: HTTP_SESSION,
+                    data: &state,
+                    request: &None,
+                }
+                .encode(),
+            },
+            Err(error) => refuse(&format!(
+                "The state of store {store} cannot be serialized: {error}"
+            )),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! For transport authors: how a connection's frames reach the core, and what the core needs
+//! from a transport.
+//!
+//! A transport moves frames; it decides nothing. Admission (the `Origin` policy, the connect
+//! hook, the session id), the HTTP join and every rule of a live connection (frame size, idle
+//! limit, send limit, inbox overload, time limits, close codes, teardown) live in the core, in
+//! [`Endpoint`] and in the driver behind [`Accepted::serve`]. A transport implements
+//! [`Transport`]: receive the next frame, send a text frame, close with a code and a reason.
+//!
+//! The shape of an adapter (the `actix` module is one):
+//! 1. build a [`ConnectRequest`](crate::ConnectRequest) from the request;
+//! 2. [`Endpoint::admit`] it (a refusal is an HTTP status and a message);
+//! 3. for a live connection, [`Endpoint::accept`] (which allocates the session), upgrade, then
+//!    run [`Accepted::serve`] with the transport on a task;
+//! 4. for a plain request, [`Endpoint::http_join`].
+
+use std::future::Future;
+
+pub use crate::driver::Accepted;
+pub use crate::endpoint::{Endpoint, HttpAnswer, RequestKind};
+pub use crate::protocol::{Close, CloseCode};
+
+/// One live connection as the core drives it. Its futures need not be `Send`: the driver runs
+/// on the task the transport spawns it on (actix's is thread-local).
+pub trait Transport {
+    /// The next thing the client sent. It must be cancel-safe: the driver stops waiting for it
+    /// when something else happens first (a server-side mutation, a timer), and calls it again
+    /// later; nothing received may be lost in between.
+    fn recv(&mut self) -> impl Future<Output = Incoming>;
+
+    /// Sends one text frame. The driver bounds it with the endpoint's send timeout.
+    fn send(&mut self, text: String) -> impl Future<Output = Result<(), Disconnected>>;
+
+    /// Closes the connection with `close`'s code and reason (then it is not used again).
+    fn close(&mut self, close: Close) -> impl Future<Output = ()>;
+}
+
+/// What arrived from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A text frame: one protocol message.
+    Text(String),
+    /// A binary frame (not part of the protocol: the core closes with 1007).
+    Binary,
+    /// Something that only shows the client is there (a WebSocket ping, which the transport
+    /// answers itself, or a pong): it resets the idle limit.
+    Activity,
+    /// The client broke the transport's rules; the core closes with this code and reason (a
+    /// frame too large: 1009, a WebSocket protocol error: 1002).
+    Violation(Close),
+    /// The client closed, or the connection ended: the core closes nothing and tears down.
+    Closed,
+}
+
+/// The connection is gone: nothing more can be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the connection is closed")]
+pub struct Disconnected;
