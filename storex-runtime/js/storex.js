@@ -30,11 +30,18 @@ function applyChange(node, change, depth) {
   if (depth === p.length) return t
   const copy = Array.isArray(node) ? node.slice() : { ...node }
   const key = p[depth]
-  if (depth < p.length - 1) copy[key] = applyChange(copy[key], change, depth + 1)
-  else if (a !== 'd') copy[key] = t
+  if (depth < p.length - 1) put(copy, key, applyChange(copy[key], change, depth + 1))
+  else if (a !== 'd') put(copy, key, t)
   else if (Array.isArray(copy)) copy.splice(key, 1)
   else delete copy[key]
   return copy
+}
+
+// An own data property, even for the key "__proto__" (which `copy[key] = v` would take as the
+// object's prototype), as JSON.parse makes it.
+function put(object, key, value) {
+  if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true })
+  else object[key] = value
 }
 
 // Whether a change can alter the value at `path`: it is at the path, over it or under it.

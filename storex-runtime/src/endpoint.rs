@@ -181,11 +181,10 @@ impl Endpoint {
         let store = request.query("store").unwrap_or_default();
         let refuse = |error: &str| HttpAnswer {
             status: 400,
-            body: ServerMessage::Error {
+            body: ServerMessage::HttpError {
                 store,
                 session: HTTP_SESSION,
                 error,
-                request: &None,
             }
             .encode(),
         };
@@ -219,11 +218,10 @@ impl Endpoint {
         match state {
             Ok(state) => HttpAnswer {
                 status: 200,
-                body: ServerMessage::Join {
+                body: ServerMessage::HttpJoin {
                     store,
                     session: HTTP_SESSION,
                     data: &state,
-                    request: &None,
                 }
                 .encode(),
             },

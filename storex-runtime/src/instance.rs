@@ -14,6 +14,19 @@ use crate::store::{BoxFuture, Call, Mutations, Outcome, Params, Session, Step};
 /// How long init, a mutation or terminate may take when no other limit is configured.
 pub(crate) const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(30);
 
+/// Awaits `future` for at most `limit` when a tokio runtime runs this task (its timer must be
+/// enabled, as actix's is); elsewhere (a test's own executor) without a limit.
+async fn within<T>(
+    limit: Duration,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, tokio::time::error::Elapsed> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::timeout(limit, future).await
+    } else {
+        Ok(future.await)
+    }
+}
+
 /// A store instance as the session layer sees it, whatever the store's type.
 ///
 /// [`StoreEntry::join`](crate::StoreEntry::join) makes one; tests can drive a store with it
@@ -131,7 +144,7 @@ pub(crate) fn join<S: Mutations>(
 ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>> {
     Box::pin(async move {
         let init = AssertUnwindSafe(async { S::init(&session, &params).await }).catch_unwind();
-        match tokio::time::timeout(time_limit, init).await {
+        match within(time_limit, init).await {
             Ok(Ok(Ok(init))) => {
                 let instance = Instance {
                     state: init.state,
@@ -266,7 +279,7 @@ impl<S: Mutations> Instance<S> {
             params,
         };
         let run = AssertUnwindSafe(transaction.state.dispatch(call)).catch_unwind();
-        let outcome = match tokio::time::timeout(limit, run).await {
+        let outcome = match within(limit, run).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_panic)) => return Err(panicked::<S>(name)),
             Err(_elapsed) => {
@@ -341,7 +354,7 @@ impl<S: Mutations> LiveStore for Instance<S> {
             return step;
         }
         Step::pending(async move {
-            match tokio::time::timeout(limit, AssertUnwindSafe(step).catch_unwind()).await {
+            match within(limit, AssertUnwindSafe(step).catch_unwind()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_panic)) => tracing::error!(store = S::NAME, "terminate panicked"),
                 Err(_elapsed) => tracing::warn!(store = S::NAME, ?limit, "terminate timed out"),

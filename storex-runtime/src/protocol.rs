@@ -154,6 +154,26 @@ pub enum ServerMessage<'a> {
         /// The request's id.
         request: &'a Option<Value>,
     },
+    /// The answer to an HTTP join: the full state (no request, no connection).
+    #[serde(rename = "join")]
+    HttpJoin {
+        /// The store's name.
+        store: &'a str,
+        /// Always `"SSR"`.
+        session: &'a str,
+        /// The whole state.
+        data: &'a Value,
+    },
+    /// An HTTP join's refusal.
+    #[serde(rename = "error")]
+    HttpError {
+        /// The store's name.
+        store: &'a str,
+        /// Always `"SSR"`.
+        session: &'a str,
+        /// What went wrong.
+        error: &'a str,
+    },
     /// The answer to a ping (keys as the original sends them).
     Pong {
         /// Always null.
