@@ -14,16 +14,14 @@ use crate::store::{BoxFuture, Call, Mutations, Outcome, Params, Session, Step};
 /// How long init, a mutation or terminate may take when no other limit is configured.
 pub(crate) const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(30);
 
-/// Awaits `future` for at most `limit` when a tokio runtime runs this task (its timer must be
-/// enabled, as actix's is); elsewhere (a test's own executor) without a limit.
+/// Awaits `future` for at most `limit`, if there is one (a limit needs tokio's timer).
 async fn within<T>(
-    limit: Duration,
+    limit: Option<Duration>,
     future: impl std::future::Future<Output = T>,
 ) -> Result<T, tokio::time::error::Elapsed> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::time::timeout(limit, future).await
-    } else {
-        Ok(future.await)
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, future).await,
+        None => Ok(future.await),
     }
 }
 
@@ -133,14 +131,15 @@ struct Instance<S> {
     key: Option<String>,
     session: Session,
     params: Params,
-    time_limit: Duration,
+    time_limit: Option<Duration>,
 }
 
-/// Creates an instance of `S` for `session`: runs its init, catching a panic, within `time_limit`.
+/// Creates an instance of `S` for `session`: runs its init, catching a panic, within
+/// `time_limit` if there is one (it then applies to async mutations and terminate too).
 pub(crate) fn join<S: Mutations>(
     session: Session,
     params: Params,
-    time_limit: Duration,
+    time_limit: Option<Duration>,
 ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>> {
     Box::pin(async move {
         let init = AssertUnwindSafe(async { S::init(&session, &params).await }).catch_unwind();
@@ -164,7 +163,7 @@ pub(crate) fn join<S: Mutations>(
                 tracing::warn!(store = S::NAME, limit = ?time_limit, "init timed out");
                 Err(JoinError::TimedOut {
                     store: S::NAME,
-                    limit: time_limit,
+                    limit: time_limit.unwrap_or_default(),
                 })
             }
         }
@@ -287,7 +286,7 @@ impl<S: Mutations> Instance<S> {
                 return Err(MutationError::TimedOut {
                     store: S::NAME,
                     mutation: name.to_owned(),
-                    limit,
+                    limit: limit.unwrap_or_default(),
                 });
             }
         };

@@ -20,7 +20,7 @@ pub struct StoreEntry {
 
 /// Creates a live instance of one store type.
 type JoinFn =
-    fn(Session, Params, Duration) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>;
+    fn(Session, Params, Option<Duration>) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>;
 
 inventory::collect!(StoreEntry);
 
@@ -64,14 +64,15 @@ impl StoreEntry {
         self.mutations.iter().find(|info| info.name == name)
     }
 
-    /// Runs the store's init for `session` with `params`: a live instance, or why not. Init,
-    /// async mutations and terminate get the default time limit (30 s).
+    /// Runs the store's init for `session` with `params`: a live instance, or why not. Nothing
+    /// it runs has a time limit (a server applies [`Config::time_limit`](crate::Config::time_limit)),
+    /// so any executor can drive it.
     pub fn join(
         &self,
         session: Session,
         params: Params,
     ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>> {
-        (self.join)(session, params, instance::DEFAULT_TIME_LIMIT)
+        (self.join)(session, params, None)
     }
 
     /// [`join`](Self::join) with another time limit.
@@ -81,7 +82,7 @@ impl StoreEntry {
         params: Params,
         time_limit: Duration,
     ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>> {
-        (self.join)(session, params, time_limit)
+        (self.join)(session, params, Some(time_limit))
     }
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::stores::{terminated, COUNTER_INITS};
+use common::stores::{counter_inits, terminated};
 use common::TestServer;
 use serde_json::json;
 use storex::Config;
@@ -30,15 +30,12 @@ async fn joining_again_answers_the_existing_state_without_init() {
     let server = TestServer::start(Config::default());
     let mut client = server.connect().await;
     client.join(COUNTER, json!({})).await;
+    let session = client.session.clone().expect("a session id");
+    assert_eq!(counter_inits(&session), 1);
     client.commit(COUNTER, "increase", json!([])).await;
-    let inits = COUNTER_INITS.load(Ordering::SeqCst);
     let again = client.join(COUNTER, json!({"start": 100})).await;
     assert_eq!(again["data"]["counter"], 1);
-    assert_eq!(
-        COUNTER_INITS.load(Ordering::SeqCst),
-        inits,
-        "init ran again"
-    );
+    assert_eq!(counter_inits(&session), 1, "init ran again");
 }
 
 #[actix_rt::test]

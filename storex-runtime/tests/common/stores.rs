@@ -1,14 +1,21 @@
 //! The stores the WebSocket tests join.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 use storex::{Init, Params, Reply, Session, Store};
 
-/// How many times Counter's init ran.
-pub static COUNTER_INITS: AtomicUsize = AtomicUsize::new(0);
+/// How many times Counter's init ran, by session id (each test has its own sessions, so tests
+/// running in parallel do not see each other's inits).
+static COUNTER_INITS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// How many times Counter's init ran in session `session`.
+pub fn counter_inits(session: &str) -> usize {
+    let inits = COUNTER_INITS.lock().unwrap_or_else(|e| e.into_inner());
+    inits.get(session).copied().unwrap_or(0)
+}
 /// The sessions whose Counter instance terminated.
 pub static TERMINATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -30,11 +37,15 @@ pub struct Counter {
 #[storex::mutations]
 impl Counter {
     #[init]
-    fn init(params: &Params) -> Result<Init<Self>, String> {
+    fn init(session: &Session, params: &Params) -> Result<Init<Self>, String> {
         if params.get::<bool>("refuse") == Some(true) {
             return Err("Unauthorized".into());
         }
-        COUNTER_INITS.fetch_add(1, Ordering::SeqCst);
+        *COUNTER_INITS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(session.id().to_owned())
+            .or_default() += 1;
         let counter = Counter {
             counter: params.get("start").unwrap_or(0),
             blob: String::new(),
