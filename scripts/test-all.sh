@@ -13,6 +13,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo clippy -p storex-runtime --no-default-features (the core builds without actix)"
+cargo clippy -p storex-runtime --no-default-features -- -D warnings
+
 step "cargo doc (warnings are errors: broken links, bad examples)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 

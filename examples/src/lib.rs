@@ -105,18 +105,21 @@ pub fn run(example: Example, config: storex::Config) -> ExitCode {
 }
 
 async fn serve(example: Example, config: storex::Config, options: Options) -> std::io::Result<()> {
-    let hub = web::Data::new(config.hub().clone());
+    let hub = config.hub().clone();
+    let routes_hub = web::Data::new(hub.clone());
     let page = example.page;
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(hub.clone())
+            .app_data(routes_hub.clone())
             .route("/", web::get().to(move || page_response(page)))
             .route("/style.css", web::get().to(stylesheet))
             .service(storex::actix::scope(config.clone()))
             .configure(example.routes)
     })
     .workers(2)
-    // Open WebSockets would hold a graceful stop for the default 30 s.
+    // The stop is ours (below): the sessions first, then the server, which gives what is
+    // still open (a page reconnecting meanwhile) one second.
+    .disable_signals()
     .shutdown_timeout(1)
     .bind(("127.0.0.1", options.port))?;
     let port = server
@@ -127,7 +130,40 @@ async fn serve(example: Example, config: storex::Config, options: Options) -> st
     writeln!(stdout, "listening on http://127.0.0.1:{port}")?;
     stdout.flush()?;
     drop(stdout);
-    server.run().await
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        stop_requested().await;
+        // A graceful stop: every session is closed with 1001 (its client reconnects) and its
+        // terminate runs; then the server stops taking requests.
+        hub.stop().await;
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_requested() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }
 
 async fn page_response(page: &'static str) -> HttpResponse {
