@@ -5,7 +5,8 @@ pub use serde;
 pub use serde_json;
 
 pub use crate::diff::{replace_if_changed, Changes, Diff};
-pub use crate::mutation::{check_mutation, checked_mutation, CheckMessage, Mutation};
+pub use crate::check::{check_mutation, CheckMessage};
+pub use crate::mutation::{checked_mutation, Mutation};
 pub use crate::registry::StoreEntry;
 pub use crate::store::{
     Call, Init, IntoInit, IntoOutcome, MutationInfo, Mutations, Outcome, Params, Session, Step,

@@ -12,10 +12,9 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, Protocol
 use tracing::Instrument;
 
 use crate::config::{Config, ConnectRequest, Refusal};
+use crate::endpoint::{Endpoint, RequestKind};
 use crate::registry::RegistryError;
-use crate::transport::{
-    Close, CloseCode, Disconnected, Endpoint, Incoming, RequestKind, Transport,
-};
+use crate::transport::{Close, CloseCode, Disconnected, Incoming, Transport};
 
 /// The actix-web scope of a storex endpoint, at `config`'s path (a `&str` is a path with
 /// every other setting at its default):

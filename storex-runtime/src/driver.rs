@@ -31,27 +31,6 @@ pub(crate) struct Limits {
     pub(crate) max_frame: usize,
 }
 
-/// A session admitted and registered, not yet served: run it with [`serve`](Self::serve).
-/// Dropping it unserved forgets the session.
-#[derive(Debug)]
-pub struct Accepted {
-    pub(crate) connection: Connection,
-    pub(crate) inbox: Inbox,
-    pub(crate) limits: Limits,
-}
-
-impl Accepted {
-    /// The session's id.
-    pub fn session_id(&self) -> &str {
-        self.connection.id()
-    }
-
-    /// Serves the connection until it ends, then runs every `terminate` and forgets the session.
-    pub async fn serve(self, transport: impl Transport) {
-        drive(self.connection, self.inbox, transport, self.limits).await;
-    }
-}
-
 /// One item of work.
 enum Work {
     Text(String),
@@ -73,7 +52,14 @@ struct Watch {
     queued: VecDeque<String>,
 }
 
-async fn drive(mut connection: Connection, inbox: Inbox, mut transport: impl Transport, limits: Limits) {
+/// Serves `connection` over `transport` until it ends, then runs every `terminate` and forgets
+/// the session.
+pub(crate) async fn drive(
+    mut connection: Connection,
+    inbox: Inbox,
+    mut transport: impl Transport,
+    limits: Limits,
+) {
     let mut watch = Watch {
         inbox,
         idle: Box::pin(tokio::time::sleep(limits.idle)),

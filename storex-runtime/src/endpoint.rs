@@ -9,18 +9,19 @@ use tracing::Instrument;
 
 use crate::config::{Config, ConnectRequest, Refusal};
 use crate::connection::Connection;
-use crate::driver::{Accepted, Limits};
+use crate::driver::Limits;
 use crate::hub::Hub;
-use crate::local::OpenError;
+use crate::local::{Inbox, OpenError};
 use crate::protocol::{Close, ServerMessage};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{Extensions, Params, Session};
+use crate::transport::Transport;
 
 /// The transport-neutral side of a storex endpoint: its [`Config`], the program's stores, and
 /// what every transport asks of them. Cheap to clone.
 ///
 /// ```
-/// use storex::transport::{Endpoint, RequestKind};
+/// use storex::{Endpoint, RequestKind};
 ///
 /// let endpoint = Endpoint::new(storex::Config::new("/storex").allowed_origins(["https://app.example"]))?;
 /// let request = storex::ConnectRequest::new(
@@ -60,6 +61,27 @@ pub struct HttpAnswer {
     pub status: u16,
     /// The JSON text.
     pub body: String,
+}
+
+/// A session admitted and registered, not yet served: run it with [`serve`](Self::serve).
+/// Dropping it unserved forgets the session.
+#[derive(Debug)]
+pub struct Accepted {
+    connection: Connection,
+    inbox: Inbox,
+    limits: Limits,
+}
+
+impl Accepted {
+    /// The session's id.
+    pub fn session_id(&self) -> &str {
+        self.connection.id()
+    }
+
+    /// Serves the connection until it ends, then runs every `terminate` and forgets the session.
+    pub async fn serve(self, transport: impl Transport) {
+        crate::driver::drive(self.connection, self.inbox, transport, self.limits).await;
+    }
 }
 
 /// The session id of an HTTP join (Storex's).

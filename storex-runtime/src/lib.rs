@@ -65,6 +65,7 @@
 #[cfg(feature = "actix")]
 pub mod actix;
 pub mod backplane;
+mod check;
 pub mod client;
 mod config;
 mod connection;
@@ -82,6 +83,7 @@ pub mod transport;
 
 pub use config::{random_session_id, Config, ConnectRequest, Refusal, DEFAULT_PATH};
 pub use diff::{Change, Changes, Diff};
+pub use endpoint::{Accepted, Endpoint, HttpAnswer, RequestKind};
 pub use hub::Hub;
 pub use instance::{Applied, JoinError, LiveStore, MutationError};
 pub use local::HubError;

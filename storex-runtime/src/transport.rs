@@ -4,20 +4,20 @@
 //! A transport moves frames; it decides nothing. Admission (the `Origin` policy, the connect
 //! hook, the session id), the HTTP join and every rule of a live connection (frame size, idle
 //! limit, send limit, inbox overload, time limits, close codes, teardown) live in the core, in
-//! [`Endpoint`] and in the driver behind [`Accepted::serve`]. A transport implements
-//! [`Transport`]: receive the next frame, send a text frame, close with a code and a reason.
+//! [`Endpoint`](crate::Endpoint) and in the driver behind [`Accepted::serve`](crate::Accepted::serve).
+//! A transport implements [`Transport`]: receive the next frame, send a text frame, close with a
+//! code and a reason.
 //!
 //! The shape of an adapter (the `actix` module is one):
 //! 1. build a [`ConnectRequest`](crate::ConnectRequest) from the request;
-//! 2. [`Endpoint::admit`] it (a refusal is an HTTP status and a message);
-//! 3. for a live connection, [`Endpoint::accept`] (which allocates the session), upgrade, then
-//!    run [`Accepted::serve`] with the transport on a task;
-//! 4. for a plain request, [`Endpoint::http_join`].
+//! 2. [`Endpoint::admit`](crate::Endpoint::admit) it (a refusal is an HTTP status and a message);
+//! 3. for a live connection, [`Endpoint::accept`](crate::Endpoint::accept) (which allocates the
+//!    session), upgrade, then run [`Accepted::serve`](crate::Accepted::serve) with the transport
+//!    on a task;
+//! 4. for a plain request, [`Endpoint::http_join`](crate::Endpoint::http_join).
 
 use std::future::Future;
 
-pub use crate::driver::Accepted;
-pub use crate::endpoint::{Endpoint, HttpAnswer, RequestKind};
 pub use crate::protocol::{Close, CloseCode};
 
 /// One live connection as the core drives it. Its futures need not be `Send`: the driver runs
