@@ -4,8 +4,8 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
-pub use crate::diff::{replace_if_changed, Changes, Diff};
 pub use crate::check::{check_mutation, CheckMessage};
+pub use crate::diff::{replace_if_changed, Changes, Diff};
 pub use crate::mutation::{checked_mutation, Mutation};
 pub use crate::registry::StoreEntry;
 pub use crate::store::{

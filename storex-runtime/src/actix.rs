@@ -184,7 +184,10 @@ impl Transport for WebSocket {
     }
 
     async fn send(&mut self, text: String) -> Result<(), Disconnected> {
-        self.session.text(text).await.map_err(|_closed| Disconnected)
+        self.session
+            .text(text)
+            .await
+            .map_err(|_closed| Disconnected)
     }
 
     async fn close(&mut self, close: Close) {

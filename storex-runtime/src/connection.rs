@@ -48,7 +48,11 @@ impl std::fmt::Debug for Connection {
             .field("session", &self.session.id())
             .field(
                 "stores",
-                &self.stores.iter().map(|store| store.name()).collect::<Vec<_>>(),
+                &self
+                    .stores
+                    .iter()
+                    .map(|store| store.name())
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -135,7 +139,10 @@ impl Connection {
             .iter()
             .find(|store| store.name() == entry.name())
         {
-            return self.state_answer(existing.as_ref(), request);
+            return match self.join_answer(existing.as_ref(), request) {
+                Ok(answer) => Reaction::Send(answer),
+                Err(error) => self.error_answer(name, &error, request),
+            };
         }
         if self.stores.len() >= self.max_stores {
             let error = format!(
@@ -149,13 +156,20 @@ impl Connection {
             .join_within(self.session.clone(), params, self.time_limit)
             .await;
         match joined {
-            Ok(instance) => {
-                tracing::debug!("joined");
-                self.registration.joined(instance.name(), instance.key());
-                let answer = self.state_answer(instance.as_ref(), request);
-                self.stores.push(instance);
-                answer
-            }
+            Ok(mut instance) => match self.join_answer(instance.as_ref(), request) {
+                Ok(answer) => {
+                    tracing::debug!("joined");
+                    self.registration.joined(instance.name(), instance.key());
+                    self.stores.push(instance);
+                    Reaction::Send(answer)
+                }
+                Err(error) => {
+                    // The client is told the join failed, so the store is not joined; init ran,
+                    // so terminate runs.
+                    instance.terminate().await;
+                    self.error_answer(name, &error, request)
+                }
+            },
             Err(error) => {
                 tracing::debug!(%error, "join refused");
                 self.error_answer(name, &error.to_string(), request)
@@ -264,31 +278,34 @@ impl Connection {
     /// Ends the session: every instance's terminate runs, in join order, then the hub forgets
     /// the session.
     pub(crate) async fn close(mut self) {
-        for mut store in std::mem::take(&mut self.stores) {
+        // One at a time: if this task is dropped during a terminate, the stores not reached yet
+        // are still in `self.stores`, and `Drop` terminates them.
+        while !self.stores.is_empty() {
+            let mut store = self.stores.remove(0);
             store.terminate().await;
         }
         tracing::debug!(session = %self.session.id(), "session closed");
     }
 
-    fn state_answer(&self, store: &dyn LiveStore, request: &Option<Value>) -> Reaction {
-        match store.state() {
-            Ok(state) => Reaction::Send(
-                ServerMessage::Join {
-                    store: store.name(),
-                    session: self.session.id(),
-                    data: &state,
-                    request,
-                }
-                .encode(),
-            ),
-            Err(error) => {
-                let error = format!(
-                    "The state of store {} cannot be serialized: {error}",
-                    store.name()
-                );
-                self.error_answer(store.name(), &error, request)
-            }
+    /// The join answer with `store`'s state, or why the state cannot be sent.
+    fn join_answer(
+        &self,
+        store: &dyn LiveStore,
+        request: &Option<Value>,
+    ) -> Result<String, String> {
+        let state = store.state().map_err(|error| {
+            format!(
+                "The state of store {} cannot be serialized: {error}",
+                store.name()
+            )
+        })?;
+        Ok(ServerMessage::Join {
+            store: store.name(),
+            session: self.session.id(),
+            data: &state,
+            request,
         }
+        .encode())
     }
 
     fn error_answer(&self, store: &str, error: &str, request: &Option<Value>) -> Reaction {

@@ -131,7 +131,10 @@ impl Endpoint {
             return Ok(Extensions::new());
         };
         hook(request).map_err(|refusal| {
-            tracing::info!(status = refusal.status, "connection refused by the connect hook");
+            tracing::info!(
+                status = refusal.status,
+                "connection refused by the connect hook"
+            );
             // A refusal is an error status: anything else would read as a success.
             let status = if (400..=599).contains(&refusal.status) {
                 refusal.status

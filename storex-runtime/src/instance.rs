@@ -282,7 +282,12 @@ impl<S: Mutations> Instance<S> {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_panic)) => return Err(panicked::<S>(name)),
             Err(_elapsed) => {
-                tracing::warn!(store = S::NAME, mutation = name, ?limit, "mutation timed out");
+                tracing::warn!(
+                    store = S::NAME,
+                    mutation = name,
+                    ?limit,
+                    "mutation timed out"
+                );
                 return Err(MutationError::TimedOut {
                     store: S::NAME,
                     mutation: name.to_owned(),
@@ -340,8 +345,7 @@ impl<S: Mutations> LiveStore for Instance<S> {
         } = self;
         // A sync terminate runs when it is called, an async one when it is polled: both are
         // guarded.
-        let called =
-            std::panic::catch_unwind(AssertUnwindSafe(move || {
+        let called = std::panic::catch_unwind(AssertUnwindSafe(move || {
             let state = state; // moved, not reborrowed: the step outlives the closure
             state.terminate(session, params)
         }));

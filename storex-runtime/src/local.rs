@@ -277,7 +277,12 @@ impl LocalSessions {
 
     /// Records that session `id` joined `store`, reachable by `key` if given; the topics this
     /// process had no session of before.
-    pub(crate) fn joined(&self, id: &Arc<str>, store: &'static str, key: Option<&str>) -> Vec<Topic> {
+    pub(crate) fn joined(
+        &self,
+        id: &Arc<str>,
+        store: &'static str,
+        key: Option<&str>,
+    ) -> Vec<Topic> {
         let mut indexes = self.lock();
         let Some(entry) = indexes.sessions.get_mut(id) else {
             return Vec::new();

@@ -132,11 +132,9 @@ impl RawMutation {
         name: &str,
         args: Vec<Value>,
     ) -> Result<Self, NameError> {
-        let entry = registry
-            .get(store)
-            .ok_or_else(|| NameError::UnknownStore {
-                store: store.to_owned(),
-            })?;
+        let entry = registry.get(store).ok_or_else(|| NameError::UnknownStore {
+            store: store.to_owned(),
+        })?;
         let Some(info) = entry.mutation(name) else {
             return Err(NameError::UnknownMutation {
                 store: entry.name(),

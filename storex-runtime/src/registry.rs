@@ -19,8 +19,11 @@ pub struct StoreEntry {
 }
 
 /// Creates a live instance of one store type.
-type JoinFn =
-    fn(Session, Params, Option<Duration>) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>;
+type JoinFn = fn(
+    Session,
+    Params,
+    Option<Duration>,
+) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>;
 
 inventory::collect!(StoreEntry);
 
