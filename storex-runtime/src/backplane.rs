@@ -23,7 +23,8 @@ use crate::store::BoxFuture;
 ///   message back must not deliver it again;
 /// - `publish` must not wait (it is called from request handlers); buffering toward other nodes
 ///   must be bounded, and a failure is an error value, never a panic;
-/// - local delivery goes on when other nodes cannot be reached.
+/// - local delivery goes on when other nodes cannot be reached: `publish` delivers locally
+///   first and then answers [`HubError::Backplane`] when the other nodes were not reached.
 pub trait Backplane: fmt::Debug + Send + Sync + 'static {
     /// Called once, when the hub is built, with the sessions of this process: a backplane that
     /// receives mutations from other nodes delivers them here.
@@ -50,6 +51,10 @@ pub trait Backplane: fmt::Debug + Send + Sync + 'static {
 
     /// This process now has sessions of `topic` (it had none before): a backplane that
     /// reaches other nodes starts listening for it.
+    ///
+    /// `subscribe` and `unsubscribe` are called in the order the changes happened, under a lock
+    /// of the hub, on the thread of the session that joined or left: they must return at once
+    /// (hand the change to a task of the backplane's, in order).
     fn subscribe(&self, topic: &Topic) {
         let _ = topic;
     }

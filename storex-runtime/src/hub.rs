@@ -4,7 +4,7 @@
 //! its own hub; nothing here is global.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
@@ -56,6 +56,9 @@ pub struct Hub {
 struct Inner {
     local: LocalSessions,
     backplane: Box<dyn Backplane>,
+    /// Held from an index change to the backplane hearing of it, so that topic changes reach
+    /// the backplane in the order they happened (a join on one worker and a close on another).
+    topics: Mutex<()>,
 }
 
 impl fmt::Debug for Hub {
@@ -87,6 +90,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 local,
                 backplane: Box::new(backplane),
+                topics: Mutex::new(()),
             }),
         }
     }
@@ -185,6 +189,14 @@ impl Hub {
         Ok((registration, inbox))
     }
 
+    fn topics_lock(&self) -> MutexGuard<'_, ()> {
+        // It guards no data: a panic while it was held leaves nothing inconsistent.
+        self.inner
+            .topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn tell(&self, topics: Vec<Topic>, subscribe: bool) {
         for topic in &topics {
             if subscribe {
@@ -206,6 +218,7 @@ pub(crate) struct Registration {
 impl Registration {
     /// Records that the session joined `store`, reachable by `key` if given.
     pub(crate) fn joined(&self, store: &'static str, key: Option<&str>) {
+        let _order = self.hub.topics_lock();
         let topics = self.hub.inner.local.joined(&self.id, store, key);
         self.hub.tell(topics, true);
     }
@@ -213,6 +226,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        let _order = self.hub.topics_lock();
         let topics = self.hub.inner.local.remove(&self.id);
         self.hub.tell(topics, false);
     }

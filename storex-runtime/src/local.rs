@@ -50,7 +50,8 @@ pub enum HubError {
     /// The mutation ran and failed; the state is unchanged.
     #[error(transparent)]
     Mutation(#[from] MutationError),
-    /// The backplane could not carry the mutation to other nodes.
+    /// The backplane could not carry the mutation to other nodes (this process's sessions may
+    /// have received it).
     #[error("the backplane could not send the mutation: {0}")]
     Backplane(String),
 }
