@@ -775,11 +775,10 @@ impl Backplane for SlowBroker {
     }
 }
 
-/// The hub tells the backplane about topics after it released the sessions' index, so a
-/// session leaving and one joining the same topics at the same time can reach the backplane in
-/// the wrong order: the backplane ends up not listening to a key a live session holds, and
-/// with a backplane that reaches other nodes, `mutate_key` from another node no longer reaches
-/// that session.
+/// A session leaving and one joining the same topics at the same time (on two workers, with a
+/// slow backplane call in between) reach the backplane in the order they happened: otherwise
+/// it would end up not listening to a key a live session holds, and `mutate_key` from another
+/// node would no longer reach that session.
 #[actix_rt::test]
 async fn topic_changes_reach_the_backplane_in_the_order_they_happened() {
     let broker = SlowBroker::default();

@@ -20,7 +20,10 @@ async fn every_live_instance_receives_the_push() {
     b.join(COUNTER, json!({"start": 10})).await;
     outsider.join("Test.Other", json!({})).await;
 
-    assert_eq!(server.hub.mutate(storex::mutation!(Counter, "increase")), Ok(2));
+    assert_eq!(
+        server.hub.mutate(storex::mutation!(Counter, "increase")),
+        Ok(2)
+    );
     for (client, value) in [(&mut a, 1), (&mut b, 11)] {
         let push = client.recv().await;
         assert_eq!(push["type"], "mutation");
@@ -152,7 +155,10 @@ async fn servers_in_one_process_are_separate() {
     on_first.join(COUNTER, json!({})).await;
     on_second.join(COUNTER, json!({})).await;
 
-    assert_eq!(first.hub.mutate(storex::mutation!(Counter, "increase")), Ok(1));
+    assert_eq!(
+        first.hub.mutate(storex::mutation!(Counter, "increase")),
+        Ok(1)
+    );
     assert_eq!(on_first.recv().await["diff"][0]["t"], 1);
     on_second
         .send_json(&json!({"type": "ping", "request": "p"}))
@@ -173,7 +179,10 @@ async fn a_server_side_mutation_that_changes_nothing_pushes_nothing() {
     let server = TestServer::start(Config::default());
     let mut client = server.connect().await;
     client.join(COUNTER, json!({"start": 5})).await;
-    assert_eq!(server.hub.mutate(storex::mutation!(Counter, "set", 5)), Ok(1));
+    assert_eq!(
+        server.hub.mutate(storex::mutation!(Counter, "set", 5)),
+        Ok(1)
+    );
     let session = client.session.clone().unwrap();
     // the reply still comes back to a session-targeted caller
     let reply = server
@@ -181,7 +190,10 @@ async fn a_server_side_mutation_that_changes_nothing_pushes_nothing() {
         .mutate_session(&session, storex::mutation!(Counter, "set", 5))
         .await;
     assert_eq!(reply, Ok(None));
-    assert_eq!(server.hub.mutate(storex::mutation!(Counter, "set", 6)), Ok(1));
+    assert_eq!(
+        server.hub.mutate(storex::mutation!(Counter, "set", 6)),
+        Ok(1)
+    );
     // the first frame the client sees is the push of the real change
     assert_eq!(
         client.recv().await["diff"],

@@ -821,9 +821,8 @@ async fn an_unserved_accepted_connection_forgets_its_session_when_dropped() {
     .await;
 }
 
-/// Reported bug: `Connection::close` takes every store out of the connection before awaiting
-/// the first terminate, so when the task is dropped during an async terminate, the stores after
-/// it are dropped without theirs (`Drop for Connection` finds none left).
+/// When the task is dropped during an async terminate, the stores after it still terminate:
+/// `Connection::close` takes them out one at a time, so `Drop for Connection` finds the rest.
 #[tokio::test]
 async fn a_task_dropped_during_an_async_terminate_still_terminates_the_other_stores() {
     local(async {
@@ -854,9 +853,8 @@ async fn a_task_dropped_during_an_async_terminate_still_terminates_the_other_sto
     .await;
 }
 
-/// Reported bug: a join answered with an error (the state does not serialize) still keeps the
-/// instance: the session is listed among the store's sessions and receives pushes of a store
-/// its client never got the state of.
+/// A join answered with an error (the state does not serialize) keeps no instance: the session
+/// is not among the store's sessions and gets no pushes of a store it never got the state of.
 #[tokio::test]
 async fn a_join_answered_with_an_error_leaves_the_store_unjoined() {
     local(async {
