@@ -125,9 +125,6 @@ impl Watch {
 
     /// The next item of work: a frame read ahead, a new frame, or a server-side mutation.
     async fn next(&mut self, transport: &mut impl Transport) -> Result<Work, End> {
-        if *self.inbox.stopping.borrow() {
-            return Err(going_away());
-        }
         if let Some(text) = self.queued.pop_front() {
             return Ok(Work::Text(text));
         }
@@ -143,7 +140,7 @@ impl Watch {
                 }
                 () = self.inbox.overloaded.notified() => return Err(overloaded()),
                 () = self.idle.as_mut() => return Err(idle()),
-                _ = stopped(&mut self.inbox.stopping) => return Err(going_away()),
+                () = self.inbox.stop.notified() => return Err(going_away()),
             }
         }
     }
@@ -187,12 +184,6 @@ impl Watch {
             }
         }
     }
-}
-
-/// Done when the process stops (or, which cannot happen while the session lives, when its hub
-/// is gone).
-async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|stopping| *stopping).await;
 }
 
 fn overloaded() -> End {

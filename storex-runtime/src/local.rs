@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::instance::MutationError;
 use crate::mutation::{NameError, RawMutation, Target};
@@ -81,8 +81,6 @@ struct Shared {
     indexes: Mutex<Indexes>,
     /// Signalled when the last session goes.
     emptied: Notify,
-    /// `true` once the process is stopping: sessions close, new ones are refused.
-    stopping: watch::Sender<bool>,
 }
 
 impl fmt::Debug for LocalSessions {
@@ -95,6 +93,8 @@ impl fmt::Debug for LocalSessions {
 
 #[derive(Default)]
 struct Indexes {
+    /// Set once the process is stopping: sessions close, new ones are refused.
+    stopping: bool,
     sessions: HashMap<Arc<str>, SessionEntry>,
     by_store: HashMap<&'static str, HashSet<Arc<str>>>,
     by_key: HashMap<(&'static str, Box<str>), HashSet<Arc<str>>>,
@@ -105,16 +105,18 @@ struct SessionEntry {
     // sessions the slot size is resident memory.
     commands: mpsc::Sender<Box<Command>>,
     overloaded: Arc<Notify>,
+    stop: Arc<Notify>,
     joined: Vec<(&'static str, Option<Box<str>>)>,
 }
 
 /// A session's side of the index: its inbox of commands, the signal that it fell behind, and
-/// the signal that the process is stopping.
+/// the signal that the process is stopping. Each session has its own signals, so waiting for
+/// them contends with no other session.
 #[derive(Debug)]
 pub(crate) struct Inbox {
     pub(crate) commands: mpsc::Receiver<Box<Command>>,
     pub(crate) overloaded: Arc<Notify>,
-    pub(crate) stopping: watch::Receiver<bool>,
+    pub(crate) stop: Arc<Notify>,
 }
 
 /// Why a session could not be opened.
@@ -254,25 +256,27 @@ impl LocalSessions {
 
     /// Registers a live session; its commands arrive in the returned inbox.
     pub(crate) fn open(&self, id: Arc<str>, capacity: usize) -> Result<Inbox, OpenError> {
-        if *self.shared.stopping.borrow() {
+        let mut indexes = self.lock();
+        if indexes.stopping {
             return Err(OpenError::Stopping);
         }
-        let mut indexes = self.lock();
         if indexes.sessions.contains_key(&id) {
             return Err(OpenError::Taken);
         }
         let (commands, receiver) = mpsc::channel(capacity.max(1));
         let overloaded = Arc::new(Notify::new());
+        let stop = Arc::new(Notify::new());
         let entry = SessionEntry {
             commands,
             overloaded: overloaded.clone(),
+            stop: stop.clone(),
             joined: Vec::new(),
         };
         indexes.sessions.insert(id, entry);
         Ok(Inbox {
             commands: receiver,
             overloaded,
-            stopping: self.shared.stopping.subscribe(),
+            stop,
         })
     }
 
@@ -334,7 +338,16 @@ impl LocalSessions {
 
     /// Tells every session to close and refuses new ones; done when the last one has gone.
     pub(crate) async fn stop(&self) {
-        self.shared.stopping.send_replace(true);
+        let stops: Vec<Arc<Notify>> = {
+            let mut indexes = self.lock();
+            indexes.stopping = true;
+            let entries = indexes.sessions.values();
+            entries.map(|entry| entry.stop.clone()).collect()
+        };
+        // A stored permit: a session busy with a mutation sees it when it is done.
+        for stop in stops {
+            stop.notify_one();
+        }
         loop {
             let emptied = self.shared.emptied.notified();
             let mut emptied = std::pin::pin!(emptied);
@@ -349,7 +362,7 @@ impl LocalSessions {
 
     /// Whether [`stop`](Self::stop) was called.
     pub(crate) fn is_stopping(&self) -> bool {
-        *self.shared.stopping.borrow()
+        self.lock().stopping
     }
 }
 
