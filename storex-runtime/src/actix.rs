@@ -201,7 +201,7 @@ impl Transport for WebSocket {
 
 fn protocol_close(error: &ProtocolError) -> Close {
     match error {
-        ProtocolError::Overflow => Close::new(CloseCode::TOO_BIG, "Frame too large."),
+        ProtocolError::Overflow => Close::too_big(),
         // actix-ws reports an over-long run of continuation frames as an I/O error.
         ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
             Close::new(CloseCode::TOO_BIG, "Message too large.")

@@ -15,8 +15,9 @@ pub const DEFAULT_PATH: &str = "/storex";
 type SessionIdFn = dyn Fn() -> String + Send + Sync;
 type ConnectFn = dyn Fn(&ConnectRequest) -> Result<Extensions, Refusal> + Send + Sync;
 
-/// How a storex endpoint behaves. Every value has a sensible default; each server has its own
-/// [`Hub`] (reach it with [`Config::hub`] to mutate stores from server code).
+/// How a storex endpoint behaves. Every value has a sensible default; each `Config::new` has its
+/// own [`Hub`] (reach it with [`Config::hub`] to mutate stores from server code). Clones share
+/// that hub: clone a config for each worker of one server, not for a second, separate server.
 ///
 /// ```
 /// use std::time::Duration;

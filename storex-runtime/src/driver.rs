@@ -109,9 +109,9 @@ impl Watch {
     fn read(&mut self, incoming: Incoming) -> Result<Option<String>, End> {
         self.touched();
         match incoming {
-            Incoming::Text(text) if text.len() > self.limits.max_frame => Err(End::Close(
-                Close::new(CloseCode::TOO_BIG, "Frame too large."),
-            )),
+            Incoming::Text(text) if text.len() > self.limits.max_frame => {
+                Err(End::Close(Close::too_big()))
+            }
             Incoming::Text(text) => Ok(Some(text)),
             Incoming::Activity => Ok(None),
             Incoming::Binary => Err(End::Close(Close::malformed())),

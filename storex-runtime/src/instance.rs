@@ -177,14 +177,19 @@ pub(crate) fn join<S: Mutations>(
 /// tracked writes) without touching how mutations are written.
 struct Transaction<'s, S> {
     state: &'s mut S,
-    snapshot: Option<S>,
+    snapshot: S,
+    committed: bool,
 }
 
 impl<'s, S: Mutations> Transaction<'s, S> {
     /// Snapshots `state`. A panicking `Clone` leaves the state untouched and unwinds from here.
     fn begin(state: &'s mut S) -> Self {
-        let snapshot = Some(state.clone());
-        Self { state, snapshot }
+        let snapshot = state.clone();
+        Self {
+            state,
+            snapshot,
+            committed: false,
+        }
     }
 
     /// Keeps the new state and diffs it, or rolls back. May panic (in a `Serialize` or `Diff`
@@ -195,12 +200,9 @@ impl<'s, S: Mutations> Transaction<'s, S> {
             Outcome::Reply(reply) => Some(reply),
             Outcome::Error(message) => return Err(MutationError::Refused(message)),
         };
-        let Some(snapshot) = &self.snapshot else {
-            return Err(MutationError::Refused("the transaction has ended".into()));
-        };
-        match crate::diff::diff(snapshot, self.state) {
+        match crate::diff::diff(&self.snapshot, self.state) {
             Ok(diff) => {
-                self.snapshot = None;
+                self.committed = true;
                 Ok(Applied { diff, reply })
             }
             Err(error) => Err(MutationError::Unserializable {
@@ -214,8 +216,9 @@ impl<'s, S: Mutations> Transaction<'s, S> {
 
 impl<S> Drop for Transaction<'_, S> {
     fn drop(&mut self) {
-        if let Some(snapshot) = self.snapshot.take() {
-            *self.state = snapshot;
+        if !self.committed {
+            // The state before goes back; what the mutation made is dropped with `self`.
+            std::mem::swap(self.state, &mut self.snapshot);
         }
     }
 }

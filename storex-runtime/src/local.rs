@@ -109,6 +109,18 @@ struct SessionEntry {
     joined: Vec<(&'static str, Option<Box<str>>)>,
 }
 
+impl SessionEntry {
+    /// Whether the session holds an instance of `store`.
+    fn has_joined(&self, store: &str) -> bool {
+        self.joined.iter().any(|(joined, _)| *joined == store)
+    }
+
+    /// Where to send the session a command, and how to tell it that it fell behind.
+    fn channel(&self) -> (mpsc::Sender<Box<Command>>, Arc<Notify>) {
+        (self.commands.clone(), self.overloaded.clone())
+    }
+}
+
 /// A session's side of the index: its inbox of commands, the signal that it fell behind, and
 /// the signal that the process is stopping. Each session has its own signals, so waiting for
 /// them contends with no other session.
@@ -165,34 +177,25 @@ impl LocalSessions {
     pub fn deliver(&self, target: &Target, mutation: &RawMutation) -> usize {
         let store = mutation.store();
         // Collect the senders under the lock, send after it: no lock is held while sending.
-        let senders: Vec<_> = {
+        let senders: Vec<(mpsc::Sender<Box<Command>>, Arc<Notify>)> = {
             let indexes = self.lock();
-            let entries: Vec<&SessionEntry> = match target {
-                Target::Store => indexes
-                    .by_store
-                    .get(store)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| indexes.sessions.get(id))
-                    .collect(),
-                Target::Key(key) => indexes
-                    .by_key
-                    .get(&(store, Box::from(key.as_str())))
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| indexes.sessions.get(id))
-                    .collect(),
+            let in_set = |ids: Option<&HashSet<Arc<str>>>| {
+                let ids = ids.into_iter().flatten();
+                ids.filter_map(|id| indexes.sessions.get(id))
+                    .map(SessionEntry::channel)
+                    .collect()
+            };
+            match target {
+                Target::Store => in_set(indexes.by_store.get(store)),
+                Target::Key(key) => in_set(indexes.by_key.get(&(store, Box::from(key.as_str())))),
                 Target::Session(id) => indexes
                     .sessions
                     .get(id.as_str())
-                    .filter(|entry| entry.joined.iter().any(|(joined, _)| *joined == store))
+                    .filter(|entry| entry.has_joined(store))
+                    .map(SessionEntry::channel)
                     .into_iter()
                     .collect(),
-            };
-            entries
-                .into_iter()
-                .map(|entry| (entry.commands.clone(), entry.overloaded.clone()))
-                .collect()
+            }
         };
         let mut sent = 0;
         for (sender, overloaded) in senders {
@@ -222,17 +225,13 @@ impl LocalSessions {
                 .sessions
                 .get(session)
                 .ok_or_else(|| HubError::NoSession(session.into()))?;
-            if !entry
-                .joined
-                .iter()
-                .any(|(store, _)| *store == mutation.store())
-            {
+            if !entry.has_joined(mutation.store()) {
                 return Err(HubError::NotJoined {
                     session: session.into(),
                     store: mutation.store(),
                 });
             }
-            (entry.commands.clone(), entry.overloaded.clone())
+            entry.channel()
         };
         let (reply, answer) = oneshot::channel();
         let command = Box::new(Command {

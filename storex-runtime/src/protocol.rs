@@ -260,6 +260,11 @@ impl Close {
         )
     }
 
+    /// 1009 `Frame too large.`
+    pub fn too_big() -> Self {
+        Self::new(CloseCode::TOO_BIG, "Frame too large.")
+    }
+
     /// 1007 `Payload is malformed.`
     pub fn malformed() -> Self {
         Self::new(CloseCode::MALFORMED, "Payload is malformed.")

@@ -33,6 +33,7 @@ const LIFECYCLE: &str = "Transport.Lifecycle";
 const FRAGILE: &str = "Transport.Fragile";
 const MINEFIELD: &str = "Transport.Minefield";
 const SLOW_GOODBYE: &str = "Transport.SlowGoodbye";
+const SLOW_HELLO: &str = "Transport.SlowHello";
 
 // ---------------------------------------------------------------------------------------------
 // The in-memory transport and its client.
@@ -438,6 +439,46 @@ async fn the_idle_limit_closes_with_1000_and_activity_resets_it() {
 
 // ---------------------------------------------------------------------------------------------
 // 3.–6. A mutation that hangs.
+
+#[tokio::test]
+async fn a_hung_init_times_out_and_the_store_is_not_joined() {
+    local(async {
+        let limit = Duration::from_millis(200);
+        let endpoint = endpoint(Config::default().time_limit(limit));
+        let hub = endpoint.hub().clone();
+        let (mut client, _server) = connect(&endpoint);
+        let id = client.session.clone();
+
+        let started = Instant::now();
+        let join = client.send_join(SLOW_HELLO, json!({"token": "t3-slow-init"}));
+        event("t3-slow-init", "slow init started").await;
+        // A ping sent while init hangs is answered after the join's answer.
+        let ping = client.send_ping();
+        let answer = client.recv().await;
+        assert!(
+            started.elapsed() >= limit,
+            "answered after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            answer,
+            error_answer(
+                &id,
+                SLOW_HELLO,
+                "init of store Transport.SlowHello did not finish within 200ms",
+                &join
+            )
+        );
+        assert_eq!(client.recv().await, pong(&ping));
+        assert_eq!(hub.sessions_of(SLOW_HELLO), Vec::<String>::new());
+        // The connection goes on.
+        let joined = client
+            .join(LIFECYCLE, json!({"token": "t3-after-slow-init"}))
+            .await;
+        assert_eq!(joined["type"], "join", "{joined}");
+    })
+    .await;
+}
 
 #[tokio::test]
 async fn a_hung_mutation_times_out_rolls_back_and_answers_stay_in_order() {

@@ -198,3 +198,20 @@ impl SlowGoodbye {
         std::future::pending::<()>().await;
     }
 }
+
+/// A store whose async init never finishes on its own.
+#[derive(Store, Serialize, Clone)]
+#[store(name = "Transport.SlowHello")]
+pub struct SlowHello {
+    pub value: i64,
+}
+
+#[storex::mutations]
+impl SlowHello {
+    #[init]
+    async fn init(params: &Params) -> Self {
+        record(params, "slow init started");
+        std::future::pending::<()>().await;
+        SlowHello { value: 0 }
+    }
+}
