@@ -1,5 +1,6 @@
 // The client (storex.js over the `ws` package) against the real counter example server.
 import { test } from 'node:test'
+import WebSocket from 'ws'
 import assert from 'node:assert/strict'
 import useStorex, { Storex, prepare, httpConnector } from '../../storex.js'
 import { startExample, restartExample, waitFor, within } from '../support/server.js'
@@ -116,4 +117,21 @@ test('after a server restart on the same port the client reconnects, re-joins an
   assert.equal(await counter.commit('increase'), undefined)
   assert.deepEqual(counter.state, { counter: 1 })
   await waitFor(() => counter.state.counter === 1, 'the state after the commit')
+})
+
+test('SIGTERM stops the server gracefully: each session is closed with 1001, then the process exits 0', async (t) => {
+  const server = await counterServer(t)
+  const sockets = [new WebSocket(server.ws), new WebSocket(server.ws)]
+  t.after(() => { for (const socket of sockets) socket.terminate() })
+  const closes = sockets.map((socket) => new Promise((resolve) => socket.once('close', (code, reason) => resolve([code, String(reason)]))))
+  await Promise.all(sockets.map((socket, i) => new Promise((resolve, reject) => {
+    socket.once('error', reject)
+    socket.once('open', () => socket.send(JSON.stringify({ type: 'join', store: COUNTER, data: {}, request: `j${i}` })))
+    socket.once('message', (data) => resolve(JSON.parse(String(data))))
+  })))
+  const exited = server.terminate()
+  for (const close of closes) {
+    assert.deepEqual(await within(close, 10000, 'a close frame'), [1001, 'The server is stopping.'])
+  }
+  assert.deepEqual(await exited, { code: 0, signal: null })
 })

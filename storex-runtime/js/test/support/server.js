@@ -44,6 +44,11 @@ export async function startExample(name, { port = 0, timeout = 15000 } = {}) {
     port: actualPort,
     url,
     ws: `ws://127.0.0.1:${actualPort}/storex`,
+    // Asks the server to stop (SIGTERM: the examples' graceful stop) and resolves with how it exited.
+    async terminate(ms = 10000) {
+      child.kill('SIGTERM')
+      return within(exited, ms, `${name} to stop after SIGTERM`)
+    },
     // Kills the server at once (SIGKILL: no goodbye to its clients, as in a crash) and waits for its end.
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
