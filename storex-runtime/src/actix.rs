@@ -171,7 +171,7 @@ impl Transport for WebSocket {
             Some(Ok(AggregatedMessage::Binary(_))) => Incoming::Binary,
             Some(Ok(AggregatedMessage::Ping(bytes))) => match self.session.pong(&bytes).await {
                 Ok(()) => Incoming::Activity,
-                Err(_closed) => Incoming::Closed,
+                Err(_closed) => Incoming::Lost,
             },
             Some(Ok(AggregatedMessage::Pong(_))) => Incoming::Activity,
             Some(Ok(AggregatedMessage::Close(reason))) => {
@@ -179,7 +179,7 @@ impl Transport for WebSocket {
                 Incoming::Closed
             }
             Some(Err(error)) => Incoming::Violation(protocol_close(&error)),
-            None => Incoming::Closed,
+            None => Incoming::Lost,
         }
     }
 
@@ -199,6 +199,8 @@ impl Transport for WebSocket {
     }
 }
 
+/// The close for a frame actix-ws rejected. Its reason is a fixed sentence: the decoder's own
+/// message goes to the log, never to the client.
 fn protocol_close(error: &ProtocolError) -> Close {
     match error {
         ProtocolError::Overflow => Close::too_big(),
@@ -206,9 +208,23 @@ fn protocol_close(error: &ProtocolError) -> Close {
         ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
             Close::new(CloseCode::TOO_BIG, "Message too large.")
         }
-        other => Close::new(
-            CloseCode::PROTOCOL_ERROR,
-            format!("Protocol error: {other}"),
-        ),
+        ProtocolError::Io(io) if is_invalid_utf8(io) => {
+            tracing::info!(error = %io, "a text message is not UTF-8");
+            Close::malformed()
+        }
+        other => {
+            tracing::info!(error = %other, "WebSocket protocol error");
+            Close::new(CloseCode::PROTOCOL_ERROR, "Protocol error.")
+        }
     }
+}
+
+/// Whether actix-ws rejected a text message that is not UTF-8: an `InvalidData` I/O error around
+/// the `Utf8Error` (one frame) or around its message (continuation frames, reassembled). The
+/// decoder's other `InvalidData` error, reserved bits set, is a protocol error.
+fn is_invalid_utf8(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::InvalidData
+        && io.get_ref().is_some_and(|inner| {
+            inner.is::<std::str::Utf8Error>() || inner.to_string().contains("utf-8")
+        })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::backplane::Backplane;
 use crate::hub::Hub;
+use crate::resume::ResumeSettings;
 use crate::store::Extensions;
 
 /// The default path of the endpoint (PROTOCOL.md).
@@ -40,8 +41,9 @@ pub struct Config {
     pub(crate) time_limit: Duration,
     pub(crate) session_id: Arc<SessionIdFn>,
     pub(crate) on_connect: Option<Arc<ConnectFn>>,
-    pub(crate) allowed_origins: Option<Arc<[String]>>,
+    pub(crate) origins: Origins,
     pub(crate) hub: Hub,
+    pub(crate) resume: ResumeSettings,
 }
 
 impl fmt::Debug for Config {
@@ -55,7 +57,8 @@ impl fmt::Debug for Config {
             .field("max_stores_per_session", &self.max_stores_per_session)
             .field("time_limit", &self.time_limit)
             .field("on_connect", &self.on_connect.is_some())
-            .field("allowed_origins", &self.allowed_origins)
+            .field("origins", &self.origins)
+            .field("resume", &self.resume)
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +79,8 @@ impl Config {
     /// The defaults, served at `path`: frames up to 64 KiB, idle timeout 60 s (the client pings
     /// every 30 s), 10 s to hand a frame to a client that does not read, 256 queued server-side
     /// mutations per session, 32 stores per session, 30 s for init and async mutations,
-    /// 21-character random session ids, any origin, no connect hook, one process
+    /// 21-character random session ids, pages of the request's own host only
+    /// ([`allowed_origins`](Self::allowed_origins)), no connect hook, one process
     /// ([`InProcess`](crate::backplane::InProcess)).
     pub fn new(path: impl Into<String>) -> Self {
         Self {
@@ -89,8 +93,9 @@ impl Config {
             time_limit: crate::instance::DEFAULT_TIME_LIMIT,
             session_id: Arc::new(random_session_id),
             on_connect: None,
-            allowed_origins: None,
+            origins: Origins::SameHost,
             hub: Hub::new(),
+            resume: ResumeSettings::default(),
         }
     }
 
@@ -153,6 +158,46 @@ impl Config {
         self
     }
 
+    /// How long a session whose connection dropped (without a close from its client) waits for
+    /// the client to resume it (PROTOCOL.md, "Versions and resume"): its stores stay alive and
+    /// server-side mutations keep applying to them; then `terminate` runs. Default 2 minutes;
+    /// `Duration::ZERO` ends sessions with their connections, as Storex does.
+    pub fn resume_ttl(mut self, ttl: Duration) -> Self {
+        self.resume.ttl = ttl;
+        self
+    }
+
+    /// The key resume tokens are signed with (HMAC-SHA256). By default a random key made once
+    /// per process, so a restarted server accepts no old token; servers behind one load
+    /// balancer that share sessions share a key. Use at least 32 random bytes.
+    pub fn resume_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.resume.key = key.as_ref().into();
+        self
+    }
+
+    /// The most detached sessions kept at once (default 10,000) and the most bytes of history
+    /// they hold together (default 64 MiB): past either, the oldest detached sessions end first.
+    pub fn max_detached(mut self, sessions: usize, bytes: usize) -> Self {
+        self.resume.max_detached = sessions;
+        self.resume.max_detached_bytes = bytes;
+        self
+    }
+
+    /// How many diffs (default 64) and bytes of diffs (default 16 KiB) each store instance keeps
+    /// for clients that resume: a client that missed more gets the whole state instead.
+    pub fn history(mut self, diffs: usize, bytes: usize) -> Self {
+        self.resume.history_len = diffs;
+        self.resume.history_bytes = bytes;
+        self
+    }
+
+    /// How many mutation answers each session remembers (default 256), so that a mutation sent
+    /// again after a resume is answered again instead of running twice.
+    pub fn remembered_requests(mut self, answers: usize) -> Self {
+        self.resume.remembered_requests = answers;
+        self
+    }
+
     /// How session ids are made (Storex's `session_id_library`). Ids must be unique and
     /// unguessable.
     pub fn session_id(mut self, generate: impl Fn() -> String + Send + Sync + 'static) -> Self {
@@ -171,23 +216,101 @@ impl Config {
         self
     }
 
-    /// Accept WebSocket upgrades only from pages of these origins (`scheme://host[:port]`).
-    /// A request without an `Origin` header (not a browser) is accepted.
+    /// Accept requests only from pages of these origins (`scheme://host[:port]`, compared as
+    /// written) instead of the default; any other `Origin` is refused with 403.
+    ///
+    /// By default a page may connect only to its own host: the `Origin`'s host and port must be
+    /// those of the request's `Host` header (case-insensitively; a port left out is the scheme's
+    /// default, 80 or 443), and an `Origin` that is not `scheme://host[:port]` (such as `null`)
+    /// is refused. Behind a proxy, pass the client's `Host` on, or list the origins here.
+    ///
+    /// Under every policy a request without an `Origin` header (not a browser) is accepted; the
+    /// policy applies to the WebSocket upgrade and to the HTTP join.
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self.origins = Origins::List(origins.into_iter().map(Into::into).collect());
         self
     }
 
-    pub(crate) fn origin_allowed(&self, origin: Option<&str>) -> bool {
-        match (&self.allowed_origins, origin) {
-            (None, _) | (Some(_), None) => true,
-            (Some(allowed), Some(origin)) => allowed.iter().any(|allowed| allowed == origin),
+    /// Accept requests from pages of any origin: for development, or when a proxy in front of
+    /// the server checks origins. Otherwise any site's pages could connect with the user's
+    /// cookies.
+    pub fn any_origin(mut self) -> Self {
+        self.origins = Origins::Any;
+        self
+    }
+
+    /// Whether the `Origin` policy admits `request` (see [`allowed_origins`](Self::allowed_origins)).
+    pub(crate) fn origin_allowed(&self, request: &ConnectRequest) -> bool {
+        let Some(origin) = request.header("origin") else {
+            return true;
+        };
+        match &self.origins {
+            Origins::SameHost => request
+                .header("host")
+                .is_some_and(|host| same_host(origin, host)),
+            Origins::List(allowed) => allowed.iter().any(|allowed| allowed == origin),
+            Origins::Any => true,
         }
     }
+}
+
+/// Which pages may connect (the `Origin` policy).
+#[derive(Debug, Clone)]
+pub(crate) enum Origins {
+    /// Pages of the request's `Host` (the default).
+    SameHost,
+    /// Pages of these origins.
+    List(Arc<[String]>),
+    /// Any page.
+    Any,
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the host and port of `host` (a `Host` header,
+/// `host[:port]`), case-insensitively; a port left out is the scheme's default.
+fn same_host(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    };
+    let valid_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    match (valid_scheme, split_host_port(authority), split_host_port(host)) {
+        (true, Some((origin_host, origin_port)), Some((host, host_port))) => {
+            origin_host.eq_ignore_ascii_case(host)
+                && origin_port.or(default_port) == host_port.or(default_port)
+        }
+        _ => false,
+    }
+}
+
+/// `host[:port]` split in two (an IPv6 host keeps its brackets); `None` when it is not one:
+/// empty, with user info, a path or a space, or a port that is not a number.
+fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    if authority.is_empty()
+        || authority.contains(|c: char| matches!(c, '/' | '?' | '#' | '@' | '\\') || c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (host, Some(port.parse().ok()?))
+        }
+        _ => (authority, None),
+    };
+    (!host.is_empty()).then_some((host, port))
 }
 
 /// A 21-character id of URL-safe characters from the thread's cryptographic generator
@@ -321,11 +444,65 @@ mod tests {
 
     #[test]
     fn origins() {
-        let open = Config::default();
-        assert!(open.origin_allowed(Some("http://evil")));
-        let closed = Config::default().allowed_origins(["http://good"]);
-        assert!(closed.origin_allowed(Some("http://good")));
-        assert!(!closed.origin_allowed(Some("http://evil")));
-        assert!(closed.origin_allowed(None));
+        let request = |origin: Option<&str>, host: Option<&str>| {
+            let headers = [("Origin", origin), ("Host", host)]
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_owned(), value?.to_owned())))
+                .collect();
+            ConnectRequest::new(headers, vec![], None)
+        };
+        let allowed = |config: &Config, origin: &str, host: &str| {
+            config.origin_allowed(&request(Some(origin), Some(host)))
+        };
+
+        let same_host = Config::default();
+        for (origin, host) in [
+            ("http://app.test", "app.test"),
+            ("HTTP://App.Test:8080", "app.TEST:8080"),
+            ("http://app.test", "app.test:80"),
+            ("http://app.test:80", "app.test"),
+            ("https://app.test", "app.test"),
+            ("https://app.test:443", "app.test:443"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://[::1]:8080", "[::1]:8080"),
+        ] {
+            assert!(allowed(&same_host, origin, host), "{origin} on {host}");
+        }
+        for (origin, host) in [
+            ("http://evil.test", "app.test"),
+            ("http://app.test.evil.test", "app.test"),
+            ("http://app.test:8081", "app.test:8080"),
+            ("http://app.test", "app.test:8080"),
+            ("https://app.test", "app.test:80"),
+            ("http://app.test:443", "app.test"),
+            ("null", "app.test"),
+            ("app.test", "app.test"),
+            ("http://", "app.test"),
+            ("http://app.test/", "app.test"),
+            ("http://user@app.test", "app.test"),
+            ("http://app.test:", "app.test"),
+            ("http://app.test:http", "app.test"),
+            ("http://app.test:99999", "app.test"),
+            ("1http://app.test", "app.test"),
+        ] {
+            assert!(!allowed(&same_host, origin, host), "{origin} on {host}");
+        }
+        assert!(
+            !same_host.origin_allowed(&request(Some("http://app.test"), None)),
+            "no Host to compare with"
+        );
+        assert!(same_host.origin_allowed(&request(None, Some("app.test"))));
+        assert!(same_host.origin_allowed(&request(None, None)));
+
+        let listed = Config::default().allowed_origins(["http://good"]);
+        assert!(allowed(&listed, "http://good", "app.test"));
+        assert!(!allowed(&listed, "http://evil", "app.test"));
+        assert!(!allowed(&listed, "http://app.test", "app.test"), "only the list");
+        assert!(listed.origin_allowed(&request(None, Some("app.test"))));
+
+        let any = Config::default().any_origin();
+        assert!(allowed(&any, "http://evil", "app.test"));
+        assert!(allowed(&any, "null", "app.test"));
+        assert!(any.origin_allowed(&request(Some("null"), None)));
     }
 }

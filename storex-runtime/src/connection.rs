@@ -7,17 +7,21 @@
 //! `Drop` runs them as far as it can without awaiting, and the hub forgets the session either way.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::hub::Registration;
+use crate::history::{Answers, Catchup, HistoryLimits, Remembered, Versions};
+use crate::hub::{Hub, Registration};
 use crate::instance::LiveStore;
-use crate::local::{Command, HubError};
-use crate::protocol::{ClientMessage, Close, MutationCall, ServerMessage};
+use crate::local::{Claims, Command, DetachLimits, HubError};
+use crate::protocol::{ClientMessage, Close, HeldStore, MutationCall, ResumedStore, ServerMessage};
 use crate::registry::Registry;
+use crate::resume::ResumeSettings;
 use crate::store::{Params, Session};
 
 /// What the driver does after a frame or a command.
@@ -29,17 +33,73 @@ pub(crate) enum Reaction {
     Close(Close),
     /// Nothing to send.
     Nothing,
+    /// Take back the detached session the client asked for (its token is valid); the driver
+    /// claims it.
+    Resume(Box<ResumeRequest>),
+}
+
+/// A resume whose token was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResumeRequest {
+    pub(crate) session: String,
+    pub(crate) stores: Vec<HeldStore>,
+    pub(crate) request: Option<Value>,
+}
+
+/// What every connection of an endpoint shares.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) registry: &'static Registry,
+    pub(crate) max_stores: usize,
+    pub(crate) time_limit: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) resume: ResumeSettings,
+}
+
+impl Settings {
+    /// Whether sessions outlive their connections.
+    pub(crate) fn resumable(&self) -> bool {
+        !self.resume.ttl.is_zero()
+    }
+
+    pub(crate) fn detach_limits(&self) -> DetachLimits {
+        DetachLimits {
+            sessions: self.resume.max_detached,
+            bytes: self.resume.max_detached_bytes,
+        }
+    }
+
+    fn history_limits(&self) -> HistoryLimits {
+        HistoryLimits {
+            len: if self.resumable() {
+                self.resume.history_len
+            } else {
+                0
+            },
+            bytes: self.resume.history_bytes,
+        }
+    }
+}
+
+/// A store instance the session joined, with its versions.
+struct Joined {
+    live: Box<dyn LiveStore>,
+    versions: Versions,
 }
 
 /// One connection: the session (id and connect data), the instances it joined, its place in
-/// the hub.
+/// the hub, and what it remembers for a resume.
 pub(crate) struct Connection {
     session: Session,
-    stores: Vec<Box<dyn LiveStore>>,
+    stores: Vec<Joined>,
     registration: Registration,
-    registry: &'static Registry,
-    max_stores: usize,
-    time_limit: Duration,
+    settings: Arc<Settings>,
+    /// The answers to the session's last mutations.
+    answers: Answers,
+    /// Which connection of the session this is: 0 the first, +1 at each resume.
+    generation: u32,
+    /// Whether a join, a mutation or a resume arrived: a resume must come first.
+    started: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -51,7 +111,7 @@ impl std::fmt::Debug for Connection {
                 &self
                     .stores
                     .iter()
-                    .map(|store| store.name())
+                    .map(|store| store.live.name())
                     .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
@@ -59,20 +119,15 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(
-        session: Session,
-        registration: Registration,
-        registry: &'static Registry,
-        max_stores: usize,
-        time_limit: Duration,
-    ) -> Self {
+    pub(crate) fn new(session: Session, registration: Registration, settings: Arc<Settings>) -> Self {
         Self {
             session,
             stores: Vec::new(),
             registration,
-            registry,
-            max_stores,
-            time_limit,
+            settings,
+            answers: Answers::default(),
+            generation: 0,
+            started: false,
         }
     }
 
@@ -81,19 +136,106 @@ impl Connection {
         self.session.id()
     }
 
+    /// The hub the session is registered with.
+    pub(crate) fn hub(&self) -> &Hub {
+        self.registration.hub()
+    }
+
+    /// The endpoint's settings.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether the session holds any store (a session without one is not worth detaching).
+    pub(crate) fn holds_stores(&self) -> bool {
+        !self.stores.is_empty()
+    }
+
+    /// The session's client went without closing: the session waits for a resume (see
+    /// `LocalSessions::detach`). `None` when it cannot (the process is stopping).
+    pub(crate) fn detach(&self, limits: DetachLimits) -> Option<Claims> {
+        self.registration.detach(self.history_bytes(), limits)
+    }
+
+    /// The detached session now keeps `bytes` for a resume.
+    pub(crate) fn detached_size(&self, bytes: usize, limits: DetachLimits) {
+        self.registration.detached_size(bytes, limits);
+    }
+
+    /// The detached session is ending: no resume may take it any more.
+    pub(crate) fn end_detached(&self) {
+        self.registration.end_detached();
+    }
+
+    /// About how many bytes the session keeps for a resume: the instances' histories and the
+    /// remembered answers.
+    pub(crate) fn history_bytes(&self) -> usize {
+        let diffs: usize = self.stores.iter().map(|store| store.versions.bytes()).sum();
+        diffs + self.answers.bytes()
+    }
+
+    /// A fresh resume token of the session, when sessions are resumable.
+    fn token(&self) -> Option<String> {
+        let resume = &self.settings.resume;
+        if !self.settings.resumable() {
+            return None;
+        }
+        let life = self.settings.idle + resume.ttl;
+        let expiry = crate::resume::unix_now().saturating_add(life.as_secs());
+        Some(crate::resume::sign(&resume.key, self.session.id(), expiry))
+    }
+
     /// Answers one text frame from the client.
     pub(crate) async fn on_text(&mut self, text: &str) -> Reaction {
-        match ClientMessage::decode(text) {
+        let message = ClientMessage::decode(text);
+        let first = !self.started;
+        if !matches!(message, None | Some(ClientMessage::Ping { .. })) {
+            self.started = true;
+        }
+        match message {
             None => Reaction::Close(Close::malformed()),
-            Some(ClientMessage::Ping { request }) => Reaction::Send(
-                ServerMessage::Pong {
-                    store: None,
-                    data: None,
-                    request: &request,
-                    session: None,
+            Some(ClientMessage::Ping { request }) => {
+                let token = self.token();
+                Reaction::Send(
+                    ServerMessage::Pong {
+                        store: None,
+                        data: None,
+                        request: &request,
+                        session: None,
+                        token: token.as_deref(),
+                    }
+                    .encode(),
+                )
+            }
+            Some(ClientMessage::Resume {
+                session,
+                token,
+                stores,
+                request,
+            }) => {
+                let refusal = if !first {
+                    Some("Resume must be the first message of a connection.")
+                } else if !self.settings.resumable() {
+                    Some("This server does not resume sessions.")
+                } else {
+                    let key = &self.settings.resume.key;
+                    let now = crate::resume::unix_now();
+                    crate::resume::verify(key, &session, &token, now)
+                        .err()
+                        .map(crate::resume::TokenError::message)
+                };
+                match refusal {
+                    Some(error) => {
+                        tracing::info!(error, "resume refused");
+                        Reaction::Send(self.resume_refused(error, &request))
+                    }
+                    None => Reaction::Resume(Box::new(ResumeRequest {
+                        session,
+                        stores,
+                        request,
+                    })),
                 }
-                .encode(),
-            ),
+            }
             Some(ClientMessage::Join {
                 store,
                 data,
@@ -131,20 +273,20 @@ impl Connection {
         params: Option<Value>,
         request: &Option<Value>,
     ) -> Reaction {
-        let Some(entry) = self.registry.get(name) else {
+        let Some(entry) = self.settings.registry.get(name) else {
             return Reaction::Close(Close::store_not_defined(name));
         };
         if let Some(existing) = self
             .stores
             .iter()
-            .find(|store| store.name() == entry.name())
+            .find(|store| store.live.name() == entry.name())
         {
-            return match self.join_answer(existing.as_ref(), request) {
+            return match self.join_answer(existing, request) {
                 Ok(answer) => Reaction::Send(answer),
                 Err(error) => self.error_answer(name, &error, request),
             };
         }
-        if self.stores.len() >= self.max_stores {
+        if self.stores.len() >= self.settings.max_stores {
             let error = format!(
                 "Store {name} not joined: this session already holds {} stores, the most allowed",
                 self.stores.len()
@@ -153,23 +295,30 @@ impl Connection {
         }
         let params = Params::new(params.unwrap_or_else(|| Value::Object(Default::default())));
         let joined = entry
-            .join_within(self.session.clone(), params, self.time_limit)
+            .join_within(self.session.clone(), params, self.settings.time_limit)
             .await;
         match joined {
-            Ok(mut instance) => match self.join_answer(instance.as_ref(), request) {
-                Ok(answer) => {
-                    tracing::debug!("joined");
-                    self.registration.joined(instance.name(), instance.key());
-                    self.stores.push(instance);
-                    Reaction::Send(answer)
+            Ok(live) => {
+                let mut joined = Joined {
+                    live,
+                    versions: Versions::new(),
+                };
+                match self.join_answer(&joined, request) {
+                    Ok(answer) => {
+                        tracing::debug!("joined");
+                        self.registration
+                            .joined(joined.live.name(), joined.live.key());
+                        self.stores.push(joined);
+                        Reaction::Send(answer)
+                    }
+                    Err(error) => {
+                        // The client is told the join failed, so the store is not joined; init
+                        // ran, so terminate runs.
+                        joined.live.terminate().await;
+                        self.error_answer(name, &error, request)
+                    }
                 }
-                Err(error) => {
-                    // The client is told the join failed, so the store is not joined; init ran,
-                    // so terminate runs.
-                    instance.terminate().await;
-                    self.error_answer(name, &error, request)
-                }
-            },
+            }
             Err(error) => {
                 tracing::debug!(%error, "join refused");
                 self.error_answer(name, &error.to_string(), request)
@@ -185,8 +334,8 @@ impl Connection {
         request: &Option<Value>,
     ) -> Reaction {
         // The joined store is found first: the registry is only asked when it is not there.
-        let position = self.stores.iter().position(|store| store.name() == name);
-        if position.is_none() && self.registry.get(name).is_none() {
+        let position = self.stores.iter().position(|store| store.live.name() == name);
+        if position.is_none() && self.settings.registry.get(name).is_none() {
             return Reaction::Close(Close::store_not_defined(name));
         }
         if let Some(claimed) = claimed_session.filter(|claimed| *claimed != self.session.id()) {
@@ -195,28 +344,103 @@ impl Connection {
             );
             return self.error_answer(name, &error, request);
         }
-        let Some(store) = position.and_then(|position| self.stores.get_mut(position)) else {
+        let Some(position) = position else {
             let error = format!("Store {name} is not joined in this session: join it first");
             return self.error_answer(name, &error, request);
         };
-        match store.mutate(&call.name, &call.data).await {
-            Ok(applied) => {
-                tracing::debug!(changes = applied.diff.len(), "mutation applied");
-                Reaction::Send(
-                    ServerMessage::Mutation {
+        // Remembered only when the session can be resumed: then the client may send it again.
+        let remember = self.settings.resumable() && self.settings.resume.remembered_requests > 0;
+        let key = request.as_ref().filter(|_| remember).map(Answers::key);
+        if let Some(answer) = key
+            .as_deref()
+            .and_then(|key| self.answers.before(key, self.generation))
+        {
+            tracing::debug!("mutation answered again: it ran on an earlier connection");
+            let answer = answer.clone();
+            return Reaction::Send(self.replay(&answer, request));
+        }
+        let limits = self.settings.history_limits();
+        let store = &mut self.stores[position];
+        let result = store.live.mutate(&call.name, &call.data).await;
+        let (outcome, answer) = match result {
+            Ok(applied) => match record(store, &applied.diff, limits) {
+                Ok(diff) => {
+                    tracing::debug!(changes = applied.diff.len(), "mutation applied");
+                    let answer = ServerMessage::Mutation {
                         store: name,
                         session: self.session.id(),
-                        diff: &applied.diff,
+                        diff: &diff,
                         message: applied.reply.as_ref(),
                         request: request.as_ref(),
+                        epoch: Some(store.versions.epoch()),
+                        version: Some(store.versions.version()),
+                        replayed: false,
                     }
-                    .encode(),
-                )
-            }
+                    .encode();
+                    (Ok(applied.reply), answer)
+                }
+                Err(error) => (Err(error), String::new()),
+            },
+            Err(error) => (Err(error.to_string()), String::new()),
+        };
+        let answer = match &outcome {
+            Ok(_) => answer,
             Err(error) => {
                 tracing::debug!(%error, "mutation failed");
-                self.error_answer(name, &error.to_string(), request)
+                ServerMessage::Error {
+                    store: name,
+                    session: self.session.id(),
+                    error,
+                    request,
+                    epoch: Some(store.versions.epoch()),
+                    version: Some(store.versions.version()),
+                    replayed: false,
+                }
+                .encode()
             }
+        };
+        if let Some(key) = key {
+            let remembered = Remembered {
+                connection: self.generation,
+                store: store.live.name(),
+                version: store.versions.version(),
+                outcome,
+            };
+            let limit = self.settings.resume.remembered_requests;
+            self.answers.remember(key, remembered, limit);
+        }
+        Reaction::Send(answer)
+    }
+
+    /// The answer, again, to a mutation answered on an earlier connection of the session.
+    fn replay(&self, answer: &Remembered, request: &Option<Value>) -> String {
+        let epoch = self
+            .stores
+            .iter()
+            .find(|store| store.live.name() == answer.store)
+            .map(|store| store.versions.epoch());
+        match &answer.outcome {
+            Ok(reply) => ServerMessage::Mutation {
+                store: answer.store,
+                session: self.session.id(),
+                diff: &crate::history::empty_diff(),
+                message: reply.as_ref(),
+                request: request.as_ref(),
+                epoch,
+                version: Some(answer.version),
+                replayed: true,
+            }
+            .encode(),
+            Err(error) => ServerMessage::Error {
+                store: answer.store,
+                session: self.session.id(),
+                error,
+                request,
+                epoch,
+                version: Some(answer.version),
+                replayed: true,
+            }
+            .encode(),
         }
     }
 
@@ -225,11 +449,12 @@ impl Connection {
         let Command { mutation, reply } = *command;
         let (store, name) = (mutation.store(), mutation.name());
         let span = tracing::info_span!("server_mutation", session = %self.session.id(), store, mutation = name);
+        let limits = self.settings.history_limits();
         async move {
             let Some(instance) = self
                 .stores
                 .iter_mut()
-                .find(|instance| instance.name() == store)
+                .find(|instance| instance.live.name() == store)
             else {
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(HubError::NotJoined {
@@ -239,26 +464,31 @@ impl Connection {
                 }
                 return Reaction::Nothing;
             };
-            match instance.mutate(name, mutation.args()).await {
-                Ok(applied) => {
-                    // A change-less push would do nothing on the client: skip it (it matters
-                    // most when one server-side mutation reaches thousands of sessions).
-                    let push = if applied.diff.is_empty() {
-                        Reaction::Nothing
-                    } else {
-                        Reaction::Send(
-                            ServerMessage::Mutation {
-                                store,
-                                session: self.session.id(),
-                                diff: &applied.diff,
-                                message: None,
-                                request: None,
-                            }
-                            .encode(),
-                        )
-                    };
+            let result = instance.live.mutate(name, mutation.args()).await;
+            let result = result.and_then(|applied| {
+                // A change-less push would do nothing on the client: skip it (it matters most
+                // when one server-side mutation reaches thousands of sessions).
+                if applied.diff.is_empty() {
+                    return Ok((Reaction::Nothing, applied.reply));
+                }
+                let diff = record(instance, &applied.diff, limits)
+                    .map_err(crate::instance::MutationError::Refused)?;
+                let push = ServerMessage::Mutation {
+                    store,
+                    session: self.session.id(),
+                    diff: &diff,
+                    message: None,
+                    request: None,
+                    epoch: Some(instance.versions.epoch()),
+                    version: Some(instance.versions.version()),
+                    replayed: false,
+                };
+                Ok((Reaction::Send(push.encode()), applied.reply))
+            });
+            match result {
+                Ok((push, answer)) => {
                     if let Some(reply) = reply {
-                        let _ = reply.send(Ok(applied.reply));
+                        let _ = reply.send(Ok(answer));
                     }
                     push
                 }
@@ -282,28 +512,23 @@ impl Connection {
         // are still in `self.stores`, and `Drop` terminates them.
         while !self.stores.is_empty() {
             let mut store = self.stores.remove(0);
-            store.terminate().await;
+            store.live.terminate().await;
         }
         tracing::debug!(session = %self.session.id(), "session closed");
     }
 
     /// The join answer with `store`'s state, or why the state cannot be sent.
-    fn join_answer(
-        &self,
-        store: &dyn LiveStore,
-        request: &Option<Value>,
-    ) -> Result<String, String> {
-        let state = store.state().map_err(|error| {
-            format!(
-                "The state of store {} cannot be serialized: {error}",
-                store.name()
-            )
-        })?;
+    fn join_answer(&self, store: &Joined, request: &Option<Value>) -> Result<String, String> {
+        let state = state_of(store.live.as_ref())?;
+        let token = self.token();
         Ok(ServerMessage::Join {
-            store: store.name(),
+            store: store.live.name(),
             session: self.session.id(),
             data: &state,
             request,
+            epoch: Some(store.versions.epoch()),
+            version: Some(store.versions.version()),
+            token: token.as_deref(),
         }
         .encode())
     }
@@ -315,10 +540,115 @@ impl Connection {
                 session: self.session.id(),
                 error,
                 request,
+                epoch: None,
+                version: None,
+                replayed: false,
             }
             .encode(),
         )
     }
+
+    /// The answer to a resume that was refused: the connection stays a session of its own.
+    pub(crate) fn resume_refused(&self, error: &str, request: &Option<Value>) -> String {
+        ServerMessage::Resume {
+            session: self.session.id(),
+            resumed: false,
+            error: Some(error),
+            token: None,
+            request,
+            stores: &[],
+        }
+        .encode()
+    }
+
+    /// This connection now serves the session it took back: the answer that brings the client
+    /// up to date with each store it named.
+    pub(crate) fn resumed(&mut self, request: &ResumeRequest) -> String {
+        self.generation = self.generation.saturating_add(1);
+        self.started = true;
+        // What each store needs, owned first; the answer borrows it.
+        let catchups: Vec<(&str, Option<(&Joined, Result<Box<RawValue>, Value>)>)> = request
+            .stores
+            .iter()
+            .map(|held| {
+                let joined = self
+                    .stores
+                    .iter()
+                    .find(|store| store.live.name() == held.store);
+                let catchup = joined.and_then(|store| {
+                    match store.versions.since(&held.epoch, held.version) {
+                        Catchup::Diff(diff) => Some((store, Ok(diff))),
+                        // A state that cannot be serialized: the client joins it and is told why.
+                        Catchup::State => state_of(store.live.as_ref())
+                            .ok()
+                            .map(|state| (store, Err(state))),
+                    }
+                });
+                (held.store.as_str(), catchup)
+            })
+            .collect();
+        let stores: Vec<ResumedStore<'_>> = catchups
+            .iter()
+            .map(|(name, catchup)| match catchup {
+                None => ResumedStore {
+                    store: name,
+                    joined: Some(false),
+                    epoch: None,
+                    version: None,
+                    diff: None,
+                    data: None,
+                },
+                Some((store, catchup)) => ResumedStore {
+                    store: name,
+                    joined: None,
+                    epoch: Some(store.versions.epoch()),
+                    version: Some(store.versions.version()),
+                    diff: catchup.as_ref().ok().map(|diff| &**diff),
+                    data: catchup.as_ref().err(),
+                },
+            })
+            .collect();
+        let token = self.token();
+        tracing::info!(session = %self.session.id(), "session resumed");
+        ServerMessage::Resume {
+            session: self.session.id(),
+            resumed: true,
+            error: None,
+            token: token.as_deref(),
+            request: &request.request,
+            stores: &stores,
+        }
+        .encode()
+    }
+}
+
+/// The whole state of `store` as JSON, or why it cannot be sent.
+fn state_of(store: &dyn LiveStore) -> Result<Value, String> {
+    store.state().map_err(|error| {
+        format!(
+            "The state of store {} cannot be serialized: {error}",
+            store.name()
+        )
+    })
+}
+
+/// The diff as JSON text, recorded in the instance's history when it is not empty (the version
+/// goes up).
+fn record(
+    store: &mut Joined,
+    diff: &[crate::diff::Change],
+    limits: HistoryLimits,
+) -> Result<Box<RawValue>, String> {
+    let text = serde_json::value::to_raw_value(diff).map_err(|error| {
+        format!(
+            "The diff of store {} cannot be serialized: {error}",
+            store.live.name()
+        )
+    })?;
+    if !diff.is_empty() {
+        store.versions.record(&text, limits);
+    }
+    Ok(text)
 }
 
 impl Drop for Connection {
@@ -327,7 +657,8 @@ impl Drop for Connection {
     /// the current runtime when there is one (it is dropped, with an error logged, when there
     /// is none, as while a runtime shuts down).
     fn drop(&mut self) {
-        for mut store in std::mem::take(&mut self.stores) {
+        for store in std::mem::take(&mut self.stores) {
+            let mut store = store.live;
             let name = store.name();
             let mut terminate: crate::store::BoxFuture<'static, ()> =
                 Box::pin(async move { store.terminate().await });

@@ -5,6 +5,12 @@
 //! Work runs one item at a time (a frame or a server-side mutation), so answers keep their
 //! order; while an item runs the driver goes on watching the client (a close, the idle limit,
 //! frames queued up to [`PIPELINE`]) and the inbox (overload).
+//!
+//! When the client goes without closing (the network dropped, it went silent or fell behind),
+//! a session that holds stores is detached instead of ended: the same task keeps applying
+//! server-side mutations to it until a resume on another connection takes it over (the
+//! connection and its inbox are handed to that connection's task), its time is up, it is
+//! evicted or the process stops (PROTOCOL.md, "Detached sessions").
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -13,10 +19,11 @@ use std::pin::{pin, Pin};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-use crate::connection::{Connection, Reaction};
-use crate::local::{Command, Inbox};
+use crate::connection::{Connection, Reaction, ResumeRequest};
+use crate::local::{ClaimError, Command, Handoff, Inbox};
 use crate::protocol::{Close, CloseCode};
 use crate::transport::{Incoming, Transport};
 
@@ -37,12 +44,48 @@ enum Work {
     Command(Box<Command>),
 }
 
+/// How long a resume waits for a session still attached to a connection that may have dropped
+/// without the server noticing yet.
+const RESUME_GRACE: Duration = Duration::from_secs(1);
+
 /// Why the connection ends.
-enum End {
-    /// Close it with this code and reason.
-    Close(Close),
-    /// The client closed or is gone: nothing to send.
-    Quiet,
+struct End {
+    /// The close frame to send, if any (none when the client closed or is gone).
+    close: Option<Close>,
+    /// Whether the client went without closing: its session waits for a resume.
+    detach: bool,
+}
+
+impl End {
+    /// Close with this code and reason; the session ends.
+    fn close(close: Close) -> Self {
+        Self {
+            close: Some(close),
+            detach: false,
+        }
+    }
+
+    /// The client closed: nothing to send; the session ends.
+    fn closed() -> Self {
+        Self {
+            close: None,
+            detach: false,
+        }
+    }
+
+    /// The client is gone without closing: nothing can be sent; the session waits.
+    fn lost() -> Self {
+        Self {
+            close: None,
+            detach: true,
+        }
+    }
+}
+
+/// A detached session on its way to the connection that resumes it.
+struct Parked {
+    connection: Connection,
+    inbox: Inbox,
 }
 
 struct Watch {
@@ -73,10 +116,10 @@ pub(crate) async fn drive(
         };
         // Boxed: the state of a join or a mutation would otherwise be part of every idle
         // connection's task.
-        let connection = &mut connection;
+        let serving = &mut connection;
         let run: Pin<Box<dyn Future<Output = Reaction> + '_>> = match work {
-            Work::Text(text) => Box::pin(async move { connection.on_text(&text).await }),
-            Work::Command(command) => Box::pin(connection.on_command(command)),
+            Work::Text(text) => Box::pin(async move { serving.on_text(&text).await }),
+            Work::Command(command) => Box::pin(serving.on_command(command)),
         };
         let reaction = match watch.during(&mut transport, run).await {
             Ok(reaction) => reaction,
@@ -89,15 +132,112 @@ pub(crate) async fn drive(
                     break end;
                 }
             }
-            Reaction::Close(close) => break End::Close(close),
+            Reaction::Close(close) => break End::close(close),
+            Reaction::Resume(request) => {
+                let answer = match claim(&connection, &request).await {
+                    Ok(parked) => {
+                        let fresh = std::mem::replace(&mut connection, parked.connection);
+                        watch.inbox = parked.inbox;
+                        // The connection's own session never held a store: it just goes.
+                        fresh.close().await;
+                        connection.resumed(&request)
+                    }
+                    Err(error) => {
+                        tracing::info!(%error, "resume refused");
+                        connection.resume_refused(&error, &request.request)
+                    }
+                };
+                if let Err(end) = watch.send(&mut transport, answer).await {
+                    break end;
+                }
+            }
         }
     };
-    if let End::Close(close) = end {
+    if let Some(close) = end.close {
         tracing::info!(code = close.code, reason = %close.reason, "closing");
         let _ = tokio::time::timeout(limits.send, transport.close(close)).await;
     }
-    connection.close().await;
+    let resumable = connection.settings().resumable();
+    if end.detach && resumable && connection.holds_stores() {
+        detached(connection, watch.inbox).await;
+    } else {
+        connection.close().await;
+    }
     tracing::info!("disconnected");
+}
+
+/// Takes the detached session `request` names from its task, for `connection` to serve.
+async fn claim(connection: &Connection, request: &ResumeRequest) -> Result<Parked, String> {
+    let session = &request.session;
+    let ended = || format!("Session {session} cannot be resumed: it has ended.");
+    let attached = || format!("Session {session} is attached to another connection.");
+    if session == connection.id() {
+        return Err(attached());
+    }
+    let claim = match connection.hub().claim(session, RESUME_GRACE).await {
+        Ok(claim) => claim,
+        Err(ClaimError::Ended) => return Err(ended()),
+        Err(ClaimError::Attached) => return Err(attached()),
+    };
+    let (reply, handoff) = oneshot::channel();
+    claim.send(reply).map_err(|_gone| ended())?;
+    // The task answers between two server-side mutations: within the time limit of one.
+    let patience = connection.settings().time_limit + RESUME_GRACE;
+    match tokio::time::timeout(patience, handoff).await {
+        Ok(Ok(handoff)) => handoff
+            .downcast::<Parked>()
+            .map(|parked| *parked)
+            .map_err(|_other| ended()),
+        Ok(Err(_)) | Err(_) => Err(ended()),
+    }
+}
+
+/// Keeps a session whose client went without closing until a resume takes it over (its task
+/// hands it to the resuming connection's), its time is up, it is evicted to stay within the
+/// limits, it falls behind, or the process stops; then it ends.
+async fn detached(mut connection: Connection, mut inbox: Inbox) {
+    let limits = connection.settings().detach_limits();
+    let ttl = connection.settings().resume.ttl;
+    let Some(mut claims) = connection.detach(limits) else {
+        connection.close().await;
+        return;
+    };
+    tracing::info!(session = %connection.id(), ?ttl, "detached: the session waits for a resume");
+    let expiry = tokio::time::sleep(ttl);
+    let mut expiry = pin!(expiry);
+    loop {
+        tokio::select! {
+            claim = &mut claims => {
+                let Ok(reply) = claim else {
+                    break; // evicted
+                };
+                let handoff: Handoff = Box::new(Parked { connection, inbox });
+                let Err(handoff) = reply.send(handoff) else {
+                    return; // the resuming connection serves it now
+                };
+                // The resuming connection gave up waiting: the session ends here.
+                if let Ok(parked) = handoff.downcast::<Parked>() {
+                    parked.connection.close().await;
+                }
+                return;
+            }
+            command = inbox.commands.recv() => {
+                let Some(command) = command else { break };
+                let ran = AssertUnwindSafe(connection.on_command(command)).catch_unwind().await;
+                if ran.is_err() {
+                    tracing::error!("a server-side mutation panicked in a detached session");
+                    break;
+                }
+                connection.detached_size(connection.history_bytes(), limits);
+            }
+            () = &mut expiry => break,
+            () = inbox.stop.notified() => break,
+            () = inbox.overloaded.notified() => break,
+        }
+    }
+    connection.end_detached();
+    tracing::info!(session = %connection.id(), "a detached session ends");
+    connection.close().await;
 }
 
 impl Watch {
@@ -110,15 +250,19 @@ impl Watch {
         self.touched();
         match incoming {
             Incoming::Text(text) if text.len() > self.limits.max_frame => {
-                Err(End::Close(Close::too_big()))
+                Err(End::close(Close::too_big()))
             }
             Incoming::Text(text) => Ok(Some(text)),
             Incoming::Activity => Ok(None),
-            Incoming::Binary => Err(End::Close(Close::malformed())),
-            Incoming::Violation(close) => Err(End::Close(close)),
+            Incoming::Binary => Err(End::close(Close::malformed())),
+            Incoming::Violation(close) => Err(End::close(close)),
             Incoming::Closed => {
                 tracing::info!("client closed");
-                Err(End::Quiet)
+                Err(End::closed())
+            }
+            Incoming::Lost => {
+                tracing::info!("connection lost");
+                Err(End::lost())
             }
         }
     }
@@ -136,7 +280,7 @@ impl Watch {
                     }
                 }
                 command = self.inbox.commands.recv() => {
-                    return command.map(Work::Command).ok_or(End::Quiet);
+                    return command.map(Work::Command).ok_or_else(End::closed);
                 }
                 () = self.inbox.overloaded.notified() => return Err(overloaded()),
                 () = self.idle.as_mut() => return Err(idle()),
@@ -146,59 +290,79 @@ impl Watch {
     }
 
     /// Runs one item while watching the client and the inbox. A panic in it closes this
-    /// connection with 1011; the other connections go on.
+    /// connection with 1011; the other connections go on. When the client goes without closing
+    /// meanwhile, the item still runs to its end (its answer is remembered for a resume) and
+    /// the connection ends after it; when it closes, the item is cut short and rolled back.
     async fn during(
         &mut self,
         transport: &mut impl Transport,
         run: impl Future<Output = Reaction>,
     ) -> Result<Reaction, End> {
         let mut run = pin!(AssertUnwindSafe(run).catch_unwind());
+        let mut gone: Option<End> = None;
         loop {
-            let reading = self.queued.len() < PIPELINE;
-            tokio::select! {
+            let watching = gone.is_none();
+            let reading = watching && self.queued.len() < PIPELINE;
+            let end = tokio::select! {
                 biased;
                 result = &mut run => {
-                    return result.map_err(|_panic| {
+                    let reaction = result.map_err(|_panic| {
                         tracing::error!("answering a frame panicked; closing this connection");
-                        End::Close(Close::new(CloseCode::INTERNAL, "Internal error."))
-                    });
+                        End::close(Close::new(CloseCode::INTERNAL, "Internal error."))
+                    })?;
+                    return gone.map_or(Ok(reaction), Err);
                 }
-                incoming = transport.recv(), if reading => {
-                    if let Some(text) = self.read(incoming)? {
+                incoming = transport.recv(), if reading => match self.read(incoming) {
+                    Ok(Some(text)) => {
                         self.queued.push_back(text);
+                        continue;
                     }
-                }
-                () = self.inbox.overloaded.notified() => return Err(overloaded()),
-                () = self.idle.as_mut() => return Err(idle()),
+                    Ok(None) => continue,
+                    Err(end) => end,
+                },
+                () = self.inbox.overloaded.notified(), if watching => overloaded(),
+                () = self.idle.as_mut(), if watching => idle(),
+            };
+            if !end.detach {
+                return Err(end);
             }
+            gone = Some(end);
         }
     }
 
     async fn send(&mut self, transport: &mut impl Transport, text: String) -> Result<(), End> {
         match tokio::time::timeout(self.limits.send, transport.send(text)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_disconnected)) => Err(End::Quiet),
+            Ok(Err(_disconnected)) => Err(End::lost()),
             Err(_elapsed) => {
                 tracing::warn!("dropping a connection whose client does not read");
-                Err(End::Quiet)
+                Err(End::lost())
             }
         }
     }
 }
 
+/// The client does not keep up: the connection closes; the session waits for a resume.
 fn overloaded() -> End {
     tracing::warn!("closing a session that does not keep up with its pushes");
-    End::Close(Close::new(
-        CloseCode::POLICY,
-        "Too many pending messages: the client does not read.",
-    ))
+    End {
+        close: Some(Close::new(
+            CloseCode::POLICY,
+            "Too many pending messages: the client does not read.",
+        )),
+        detach: true,
+    }
 }
 
+/// The client went silent: the connection closes; the session waits for a resume.
 fn idle() -> End {
     tracing::info!("closing an idle connection");
-    End::Close(Close::new(CloseCode::NORMAL, "Idle timeout."))
+    End {
+        close: Some(Close::new(CloseCode::NORMAL, "Idle timeout.")),
+        detach: true,
+    }
 }
 
 fn going_away() -> End {
-    End::Close(Close::new(CloseCode::GOING_AWAY, "The server is stopping."))
+    End::close(Close::new(CloseCode::GOING_AWAY, "The server is stopping."))
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::config::{Config, ConnectRequest, Refusal};
-use crate::connection::Connection;
+use crate::connection::{Connection, Settings};
 use crate::driver::Limits;
 use crate::hub::Hub;
 use crate::local::{Inbox, OpenError};
@@ -42,13 +42,14 @@ pub struct Endpoint {
 struct Shared {
     config: Config,
     registry: &'static Registry,
+    settings: Arc<Settings>,
 }
 
 /// What a request asks for, as admission sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestKind {
-    /// A live connection opened by a page (a WebSocket upgrade): the `Origin` policy applies.
+    /// A live connection (a WebSocket upgrade).
     Connection,
     /// An HTTP join (a plain `GET`, for server-side rendering).
     HttpJoin,
@@ -91,10 +92,20 @@ impl Endpoint {
     /// The endpoint of `config` over every store of the program; an error when two stores
     /// share a name.
     pub fn new(config: impl Into<Config>) -> Result<Self, RegistryError> {
+        let config: Config = config.into();
+        let registry = Registry::global()?;
+        let settings = Arc::new(Settings {
+            registry,
+            max_stores: config.max_stores_per_session,
+            time_limit: config.time_limit,
+            idle: config.idle_timeout,
+            resume: config.resume.clone(),
+        });
         Ok(Self {
             shared: Arc::new(Shared {
-                config: config.into(),
-                registry: Registry::global()?,
+                config,
+                registry,
+                settings,
             }),
         })
     }
@@ -109,18 +120,21 @@ impl Endpoint {
         &self.shared.config.hub
     }
 
-    /// Admits a request, or refuses it: a live connection from a page of an origin that is not
-    /// allowed gets 403, then the connect hook decides (a refusal's status that is not an error
-    /// status is sent as 403). What the hook attached is returned.
+    /// Admits a request, or refuses it: a request from a page of an origin that is not allowed
+    /// gets 403 (the `Origin` policy, [`Config::allowed_origins`]), then the connect hook decides
+    /// (a refusal's status that is not an error status is sent as 403). What the hook attached
+    /// is returned.
     pub fn admit(
         &self,
         request: &ConnectRequest,
         kind: RequestKind,
     ) -> Result<Extensions, Refusal> {
         let config = self.config();
-        if kind == RequestKind::Connection && !config.origin_allowed(request.header("origin")) {
+        if !config.origin_allowed(request) {
             tracing::info!(
+                ?kind,
                 origin = request.header("origin"),
+                host = request.header("host"),
                 "connection refused: origin not allowed"
             );
             return Err(Refusal::forbidden(
@@ -184,9 +198,7 @@ impl Endpoint {
         let connection = Connection::new(
             Session::with_extensions(id, extensions),
             registration,
-            self.shared.registry,
-            config.max_stores_per_session,
-            config.time_limit,
+            self.shared.settings.clone(),
         );
         let limits = Limits {
             idle: config.idle_timeout,

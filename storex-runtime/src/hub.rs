@@ -5,11 +5,14 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::backplane::{Backplane, InProcess};
-use crate::local::{HubError, Inbox, LocalSessions, OpenError, Topic};
+use crate::local::{
+    Claim, ClaimError, Claims, DetachLimits, HubError, Inbox, LocalSessions, OpenError, Topic,
+};
 use crate::mutation::{Mutation, RawMutation, Target};
 use crate::store::Mutations;
 
@@ -175,6 +178,21 @@ impl Hub {
         self.inner.local.is_stopping()
     }
 
+    /// How many sessions of this process are detached (their connection dropped; they wait for
+    /// their client to resume them), and the bytes of history they hold together.
+    pub fn detached(&self) -> Detached {
+        let (sessions, history_bytes) = self.inner.local.detached();
+        Detached {
+            sessions,
+            history_bytes,
+        }
+    }
+
+    /// Takes detached session `id` for a resume (see [`LocalSessions::claim`]).
+    pub(crate) async fn claim(&self, id: &str, grace: Duration) -> Result<Claim, ClaimError> {
+        self.inner.local.claim(id, grace).await
+    }
+
     /// Registers a session: its inbox, and the guard that forgets it when dropped.
     pub(crate) fn open(
         &self,
@@ -215,7 +233,37 @@ pub(crate) struct Registration {
     id: Arc<str>,
 }
 
+/// The detached sessions of a process (see [`Hub::detached`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Detached {
+    /// How many sessions are detached.
+    pub sessions: usize,
+    /// The bytes of diffs and remembered answers they keep for their clients.
+    pub history_bytes: usize,
+}
+
 impl Registration {
+    /// The hub the session is registered with.
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The session's connection dropped: it waits for a resume (see [`LocalSessions::detach`]).
+    pub(crate) fn detach(&self, bytes: usize, limits: DetachLimits) -> Option<Claims> {
+        self.hub.inner.local.detach(&self.id, bytes, limits)
+    }
+
+    /// The detached session now keeps `bytes` of history.
+    pub(crate) fn detached_size(&self, bytes: usize, limits: DetachLimits) {
+        self.hub.inner.local.detached_size(&self.id, bytes, limits);
+    }
+
+    /// The detached session is ending: no resume may take it any more.
+    pub(crate) fn end_detached(&self) {
+        self.hub.inner.local.end_detached(&self.id);
+    }
+
     /// Records that the session joined `store`, reachable by `key` if given.
     pub(crate) fn joined(&self, store: &'static str, key: Option<&str>) {
         let _order = self.hub.topics_lock();

@@ -2,9 +2,11 @@
 //! server-side mutations into their inboxes. Every backplane ends here; nothing here is global
 //! (each hub has its own).
 
-use std::collections::{HashMap, HashSet};
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -81,6 +83,8 @@ struct Shared {
     indexes: Mutex<Indexes>,
     /// Signalled when the last session goes.
     emptied: Notify,
+    /// Signalled when a session detaches (a resume may be waiting for it).
+    detached: Notify,
 }
 
 impl fmt::Debug for LocalSessions {
@@ -98,6 +102,53 @@ struct Indexes {
     sessions: HashMap<Arc<str>, SessionEntry>,
     by_store: HashMap<&'static str, HashSet<Arc<str>>>,
     by_key: HashMap<(&'static str, Box<str>), HashSet<Arc<str>>>,
+    /// The detached sessions, oldest first (by the order they detached in).
+    detached: BTreeMap<u64, Arc<str>>,
+    /// The history bytes the detached sessions hold together.
+    detached_bytes: usize,
+    /// The order number of the next session to detach.
+    next_detach: u64,
+}
+
+/// A detached session, handed whole to the connection that resumes it. The core knows its type
+/// (a connection and its inbox); the index only carries it.
+pub(crate) type Handoff = Box<dyn Any + Send>;
+
+/// Where a resuming connection asks a detached session's task to hand the session over.
+pub(crate) type Claim = oneshot::Sender<oneshot::Sender<Handoff>>;
+
+/// A detached session's task receives the resume of its session here; the channel closes when
+/// the session is evicted.
+pub(crate) type Claims = oneshot::Receiver<oneshot::Sender<Handoff>>;
+
+/// How much detached sessions may hold together.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DetachLimits {
+    pub(crate) sessions: usize,
+    pub(crate) bytes: usize,
+}
+
+/// Whether a session's connection is there.
+enum Attachment {
+    /// A connection serves it.
+    Attached,
+    /// Its connection dropped; its task waits for a resume.
+    Detached {
+        order: u64,
+        bytes: usize,
+        claim: Claim,
+    },
+    /// It is ending (its time is up, or it was evicted): it cannot be resumed.
+    Ending,
+}
+
+/// Why a session could not be claimed for a resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimError {
+    /// The session is not here, or is ending.
+    Ended,
+    /// A connection still serves it.
+    Attached,
 }
 
 struct SessionEntry {
@@ -107,6 +158,7 @@ struct SessionEntry {
     overloaded: Arc<Notify>,
     stop: Arc<Notify>,
     joined: Vec<(&'static str, Option<Box<str>>)>,
+    attachment: Attachment,
 }
 
 impl SessionEntry {
@@ -270,6 +322,7 @@ impl LocalSessions {
             overloaded: overloaded.clone(),
             stop: stop.clone(),
             joined: Vec::new(),
+            attachment: Attachment::Attached,
         };
         indexes.sessions.insert(id, entry);
         Ok(Inbox {
@@ -316,6 +369,10 @@ impl LocalSessions {
             let Some(entry) = indexes.sessions.remove(id) else {
                 return gone;
             };
+            if let Attachment::Detached { order, bytes, .. } = entry.attachment {
+                indexes.detached.remove(&order);
+                indexes.detached_bytes -= bytes;
+            }
             for (store, key) in entry.joined {
                 if remove_from(&mut indexes.by_store, &store, id) {
                     gone.push(Topic::Store(store));
@@ -362,6 +419,132 @@ impl LocalSessions {
     /// Whether [`stop`](Self::stop) was called.
     pub(crate) fn is_stopping(&self) -> bool {
         self.lock().stopping
+    }
+
+    /// How many sessions are detached (waiting for their client to resume them), and the
+    /// history bytes they hold together.
+    pub fn detached(&self) -> (usize, usize) {
+        let indexes = self.lock();
+        (indexes.detached.len(), indexes.detached_bytes)
+    }
+
+    /// Marks session `id` detached, holding `bytes` of history; a resume of it arrives in the
+    /// returned receiver. Detached sessions past `limits` are evicted, oldest first (this one
+    /// too, if it alone is over): their receivers close. `None` when the session is not here or
+    /// the process is stopping.
+    pub(crate) fn detach(&self, id: &str, bytes: usize, limits: DetachLimits) -> Option<Claims> {
+        let claims = {
+            let mut indexes = self.lock();
+            if indexes.stopping {
+                return None;
+            }
+            let order = indexes.next_detach;
+            let id: Arc<str> = indexes.sessions.get_key_value(id)?.0.clone();
+            let (claim, claims) = oneshot::channel();
+            indexes.next_detach += 1;
+            indexes.detached.insert(order, id.clone());
+            indexes.detached_bytes += bytes;
+            if let Some(entry) = indexes.sessions.get_mut(&id) {
+                entry.attachment = Attachment::Detached {
+                    order,
+                    bytes,
+                    claim,
+                };
+            }
+            indexes.evict(limits);
+            claims
+        };
+        self.shared.detached.notify_waiters();
+        Some(claims)
+    }
+
+    /// A detached session's history is now `bytes`; detached sessions past `limits` are evicted,
+    /// oldest first.
+    pub(crate) fn detached_size(&self, id: &str, bytes: usize, limits: DetachLimits) {
+        let mut indexes = self.lock();
+        let Some(entry) = indexes.sessions.get_mut(id) else {
+            return;
+        };
+        if let Attachment::Detached { bytes: held, .. } = &mut entry.attachment {
+            let before = std::mem::replace(held, bytes);
+            indexes.detached_bytes = indexes.detached_bytes - before + bytes;
+            indexes.evict(limits);
+        }
+    }
+
+    /// Session `id` is ending while detached (its time is up): it can no longer be claimed.
+    pub(crate) fn end_detached(&self, id: &str) {
+        let mut indexes = self.lock();
+        indexes.end_detached(id);
+    }
+
+    /// Takes detached session `id` for a resume: the returned claim reaches its task. A session
+    /// still attached is waited for up to `grace` (its connection may have dropped without the
+    /// server noticing yet).
+    pub(crate) async fn claim(&self, id: &str, grace: Duration) -> Result<Claim, ClaimError> {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let detached = self.shared.detached.notified();
+            let mut detached = std::pin::pin!(detached);
+            // Registered before the check, so a session detaching in between still wakes us.
+            detached.as_mut().enable();
+            {
+                let mut indexes = self.lock();
+                let indexes = &mut *indexes;
+                let entry = indexes.sessions.get_mut(id).ok_or(ClaimError::Ended)?;
+                match std::mem::replace(&mut entry.attachment, Attachment::Attached) {
+                    Attachment::Detached {
+                        order,
+                        bytes,
+                        claim,
+                    } => {
+                        indexes.detached.remove(&order);
+                        indexes.detached_bytes -= bytes;
+                        return Ok(claim);
+                    }
+                    Attachment::Ending => {
+                        entry.attachment = Attachment::Ending;
+                        return Err(ClaimError::Ended);
+                    }
+                    Attachment::Attached => {}
+                }
+            }
+            if tokio::time::timeout_at(deadline, detached).await.is_err() {
+                return Err(ClaimError::Attached);
+            }
+        }
+    }
+}
+
+impl Indexes {
+    /// Ends detached sessions, oldest first, until they fit `limits`.
+    fn evict(&mut self, limits: DetachLimits) {
+        while self.detached.len() > limits.sessions || self.detached_bytes > limits.bytes {
+            let Some((_, id)) = self.detached.pop_first() else {
+                break;
+            };
+            tracing::info!(session = %id, "a detached session is evicted to stay within the limits");
+            // Its claim is dropped: the task sees its receiver close and ends the session.
+            if let Some(entry) = self.sessions.get_mut(&id) {
+                if let Attachment::Detached { bytes, .. } =
+                    std::mem::replace(&mut entry.attachment, Attachment::Ending)
+                {
+                    self.detached_bytes -= bytes;
+                }
+            }
+        }
+    }
+
+    fn end_detached(&mut self, id: &str) {
+        let Some(entry) = self.sessions.get_mut(id) else {
+            return;
+        };
+        if let Attachment::Detached { order, bytes, .. } =
+            std::mem::replace(&mut entry.attachment, Attachment::Ending)
+        {
+            self.detached.remove(&order);
+            self.detached_bytes -= bytes;
+        }
     }
 }
 

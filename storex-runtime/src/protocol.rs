@@ -3,9 +3,8 @@
 //! It knows JSON and the message shapes only: no web framework, no session.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
-
-use crate::diff::Change;
 
 /// What a client sent: one text frame, one JSON object.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,6 +42,31 @@ pub enum ClientMessage {
         #[serde(default)]
         request: Option<Value>,
     },
+    /// `{"type":"resume","session":ID,"token":T,"stores":[{"store":S,"epoch":E,"version":V}],"request":R}`:
+    /// the first message of a connection that takes back a detached session.
+    Resume {
+        /// The session to take back.
+        session: String,
+        /// Its resume token.
+        token: String,
+        /// What the client holds of each store.
+        #[serde(default)]
+        stores: Vec<HeldStore>,
+        /// The client's id of this request, echoed in the answer.
+        #[serde(default)]
+        request: Option<Value>,
+    },
+}
+
+/// What a resuming client holds of one store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HeldStore {
+    /// The store's name.
+    pub store: String,
+    /// The epoch of the instance the client's state came from.
+    pub epoch: String,
+    /// The version of that instance the client's state is at.
+    pub version: u64,
 }
 
 /// The `data` of a mutation message.
@@ -127,6 +151,15 @@ pub enum ServerMessage<'a> {
         data: &'a Value,
         /// The request's id.
         request: &'a Option<Value>,
+        /// The instance's epoch (an addition of storex-rs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
+        /// The version `data` is at (an addition of storex-rs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<u64>,
+        /// A resume token for the session (an addition of storex-rs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<&'a str>,
     },
     /// The answer to a mutation (with `request`), or a push from the server (without).
     Mutation {
@@ -134,14 +167,24 @@ pub enum ServerMessage<'a> {
         store: &'a str,
         /// The connection's session id.
         session: &'a str,
-        /// What changed.
-        diff: &'a [Change],
+        /// What changed: a JSON list of [`Change`](crate::diff::Change)s.
+        diff: &'a RawValue,
         /// The mutation's reply, if it gave one.
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<&'a Value>,
         /// The request's id; absent on pushes.
         #[serde(skip_serializing_if = "Option::is_none")]
         request: Option<&'a Value>,
+        /// The instance's epoch (an addition of storex-rs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
+        /// The version the diff leads to (an addition of storex-rs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<u64>,
+        /// Whether this answers again a mutation answered on an earlier connection of the
+        /// session (it did not run again; `diff` is empty).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        replayed: bool,
     },
     /// An error answer to a join or a mutation.
     Error {
@@ -153,6 +196,34 @@ pub enum ServerMessage<'a> {
         error: &'a str,
         /// The request's id.
         request: &'a Option<Value>,
+        /// The instance's epoch, for a mutation of a joined store (an addition of storex-rs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
+        /// Its unchanged version (an addition of storex-rs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<u64>,
+        /// Whether this answers again a mutation answered on an earlier connection.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        replayed: bool,
+    },
+    /// The answer to a resume (an addition of storex-rs).
+    Resume {
+        /// The session of the connection from now on: the resumed one, or the connection's own
+        /// when the resume is refused.
+        session: &'a str,
+        /// Whether the session was taken back.
+        resumed: bool,
+        /// Why not.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        /// A fresh resume token of the resumed session.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<&'a str>,
+        /// The request's id.
+        request: &'a Option<Value>,
+        /// Per store, how the client catches up.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        stores: &'a [ResumedStore<'a>],
     },
     /// The answer to an HTTP join: the full state (no request, no connection).
     #[serde(rename = "join")]
@@ -184,7 +255,32 @@ pub enum ServerMessage<'a> {
         request: &'a Option<Value>,
         /// Always null.
         session: Option<()>,
+        /// A fresh resume token (an addition of storex-rs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<&'a str>,
     },
+}
+
+/// One store in a resume answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResumedStore<'a> {
+    /// The store's name.
+    pub store: &'a str,
+    /// `false` when the session does not hold it (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined: Option<bool>,
+    /// The instance's epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<&'a str>,
+    /// The instance's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// The changes from the client's version to `version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<&'a RawValue>,
+    /// The whole state at `version`, when the changes are not at hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a Value>,
 }
 
 impl ServerMessage<'_> {
@@ -373,18 +469,25 @@ mod tests {
             session: "id",
             data: &state,
             request: &request,
+            epoch: None,
+            version: None,
+            token: None,
         };
         assert_eq!(
             join.encode(),
             r#"{"type":"join","store":"S","session":"id","data":{"counter":0},"request":"r1"}"#
         );
         let reply = json!("message");
+        let empty = crate::history::empty_diff();
         let mutation = ServerMessage::Mutation {
             store: "S",
             session: "id",
-            diff: &[],
+            diff: &empty,
             message: Some(&reply),
             request: request.as_ref(),
+            epoch: None,
+            version: None,
+            replayed: false,
         };
         assert_eq!(
             mutation.encode(),
@@ -393,9 +496,12 @@ mod tests {
         let push = ServerMessage::Mutation {
             store: "S",
             session: "id",
-            diff: &[],
+            diff: &empty,
             message: None,
             request: None,
+            epoch: None,
+            version: None,
+            replayed: false,
         };
         assert_eq!(
             push.encode(),
@@ -406,6 +512,9 @@ mod tests {
             session: "id",
             error: "No",
             request: &request,
+            epoch: None,
+            version: None,
+            replayed: false,
         };
         assert_eq!(
             error.encode(),
@@ -416,11 +525,111 @@ mod tests {
             data: None,
             request: &request,
             session: None,
+            token: None,
         };
         assert_eq!(
             pong.encode(),
             r#"{"type":"pong","store":null,"data":null,"request":"r1","session":null}"#
         );
+    }
+
+    #[test]
+    fn the_additions_are_extra_fields_and_one_message() {
+        let request = Some(json!("r1"));
+        let state = json!({"counter": 3});
+        let join = ServerMessage::Join {
+            store: "S",
+            session: "id",
+            data: &state,
+            request: &request,
+            epoch: Some("e"),
+            version: Some(3),
+            token: Some("9.ab"),
+        };
+        assert_eq!(
+            join.encode(),
+            r#"{"type":"join","store":"S","session":"id","data":{"counter":3},"request":"r1","epoch":"e","version":3,"token":"9.ab"}"#
+        );
+        let diff = RawValue::from_string(r#"[{"a":"u","p":["counter"],"t":4}]"#.into())
+            .unwrap_or_else(|_| unreachable!());
+        let replayed = ServerMessage::Mutation {
+            store: "S",
+            session: "id",
+            diff: &diff,
+            message: None,
+            request: request.as_ref(),
+            epoch: Some("e"),
+            version: Some(4),
+            replayed: true,
+        };
+        assert_eq!(
+            replayed.encode(),
+            r#"{"type":"mutation","store":"S","session":"id","diff":[{"a":"u","p":["counter"],"t":4}],"request":"r1","epoch":"e","version":4,"replayed":true}"#
+        );
+        let stores = [
+            ResumedStore {
+                store: "S",
+                joined: None,
+                epoch: Some("e"),
+                version: Some(4),
+                diff: Some(&diff),
+                data: None,
+            },
+            ResumedStore {
+                store: "T",
+                joined: Some(false),
+                epoch: None,
+                version: None,
+                diff: None,
+                data: None,
+            },
+        ];
+        let resumed = ServerMessage::Resume {
+            session: "id",
+            resumed: true,
+            error: None,
+            token: Some("9.ab"),
+            request: &request,
+            stores: &stores,
+        };
+        assert_eq!(
+            resumed.encode(),
+            r#"{"type":"resume","session":"id","resumed":true,"token":"9.ab","request":"r1","stores":[{"store":"S","epoch":"e","version":4,"diff":[{"a":"u","p":["counter"],"t":4}]},{"store":"T","joined":false}]}"#
+        );
+        let refused = ServerMessage::Resume {
+            session: "new",
+            resumed: false,
+            error: Some("No."),
+            token: None,
+            request: &request,
+            stores: &[],
+        };
+        assert_eq!(
+            refused.encode(),
+            r#"{"type":"resume","session":"new","resumed":false,"error":"No.","request":"r1"}"#
+        );
+        let resume = r#"{"type":"resume","session":"id","token":"9.ab","stores":[{"store":"S","epoch":"e","version":4}],"request":"r2"}"#;
+        assert_eq!(
+            ClientMessage::decode(resume),
+            Some(ClientMessage::Resume {
+                session: "id".into(),
+                token: "9.ab".into(),
+                stores: vec![HeldStore {
+                    store: "S".into(),
+                    epoch: "e".into(),
+                    version: 4
+                }],
+                request: Some(json!("r2")),
+            })
+        );
+        for junk in [
+            r#"{"type":"resume","token":"t"}"#,
+            r#"{"type":"resume","session":"id"}"#,
+            r#"{"type":"resume","session":"id","token":"t","stores":[{"store":"S","epoch":"e","version":-1}]}"#,
+            r#"{"type":"resume","session":"id","token":"t","stores":{}}"#,
+        ] {
+            assert_eq!(ClientMessage::decode(junk), None, "{junk}");
+        }
     }
 
     #[test]

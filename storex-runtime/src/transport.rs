@@ -49,8 +49,13 @@ pub enum Incoming {
     /// The client broke the transport's rules; the core closes with this code and reason (a
     /// frame too large: 1009, a WebSocket protocol error: 1002).
     Violation(Close),
-    /// The client closed, or the connection ended: the core closes nothing and tears down.
+    /// The client closed (it sent a close frame): the core closes nothing, and the session
+    /// ends.
     Closed,
+    /// The connection ended without a close from the client (the network dropped, the stream
+    /// ended or failed): the core closes nothing, and the session waits for its client to
+    /// resume it (PROTOCOL.md, "Detached sessions").
+    Lost,
 }
 
 /// The connection is gone: nothing more can be sent.

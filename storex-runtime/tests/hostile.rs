@@ -1,13 +1,17 @@
 //! Limits and hostile input: oversized frames, idle sockets, clients that do not read, too many
-//! stores, panics in init and mutations — the server stays up and other sessions are unharmed.
+//! stores, panics in init and mutations, frames that break the WebSocket rules — the server stays
+//! up and other sessions are unharmed.
+#![allow(clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, PATIENCE};
 use serde_json::json;
 use storex::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const COUNTER: &str = "Test.Counter";
 
@@ -183,5 +187,156 @@ async fn garbage_after_a_join_still_cleans_up() {
     client.join(COUNTER, json!({})).await;
     client.send_text("\u{0}\u{1}garbage").await;
     assert_eq!(client.closed().await.0, 1007);
+    server.wait_for_sessions(0).await;
+}
+
+/// A WebSocket client that writes its frames byte by byte, as a conformance probe does: it can
+/// send what a WebSocket library refuses to (text that is not UTF-8, reserved bits and opcodes).
+struct RawSocket {
+    stream: TcpStream,
+}
+
+/// A frame's first byte: FIN, the three reserved bits, the opcode.
+const FIN: u8 = 0x80;
+const RSV1: u8 = 0x40;
+const CONTINUATION: u8 = 0x0;
+const TEXT: u8 = 0x1;
+const CLOSE: u8 = 0x8;
+
+impl RawSocket {
+    /// Connects to `server`'s endpoint and completes the WebSocket handshake.
+    async fn connect(server: &TestServer) -> Self {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        let handshake = format!(
+            "GET /storex HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            server.addr
+        );
+        stream
+            .write_all(handshake.as_bytes())
+            .await
+            .expect("send the handshake");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let byte = tokio::time::timeout(PATIENCE, stream.read_u8())
+                .await
+                .expect("the handshake's answer within the patience")
+                .expect("the handshake's answer");
+            head.push(byte);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "not upgraded: {head}");
+        Self { stream }
+    }
+
+    /// Sends one frame with the first byte `first` and `payload` (under 126 bytes), masked as
+    /// a client's frame must be unless `masked` is false.
+    async fn send(&mut self, first: u8, payload: &[u8], masked: bool) {
+        let length = u8::try_from(payload.len())
+            .ok()
+            .filter(|length| *length < 126)
+            .expect("a short payload");
+        let mask: [u8; 4] = if masked { [0x37, 0xfa, 0x21, 0x3d] } else { [0; 4] };
+        let mut frame = vec![first, if masked { 0x80 | length } else { length }];
+        if masked {
+            frame.extend_from_slice(&mask);
+        }
+        frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(byte, key)| byte ^ key));
+        self.stream.write_all(&frame).await.expect("send a frame");
+    }
+
+    /// The next frame from the server: its opcode and payload.
+    async fn next(&mut self) -> (u8, Vec<u8>) {
+        let frame = async {
+            let first = self.stream.read_u8().await?;
+            let second = self.stream.read_u8().await?;
+            assert_eq!(second & 0x80, 0, "a server's frame is not masked");
+            let length = match second & 0x7f {
+                126 => usize::from(self.stream.read_u16().await?),
+                127 => usize::try_from(self.stream.read_u64().await?).expect("a length"),
+                length => usize::from(length),
+            };
+            let mut payload = vec![0; length];
+            self.stream.read_exact(&mut payload).await?;
+            Ok::<_, std::io::Error>((first & 0x0f, payload))
+        };
+        tokio::time::timeout(PATIENCE, frame)
+            .await
+            .expect("a frame within the patience")
+            .expect("a frame")
+    }
+
+    /// Expects the server to close: the close frame's code and reason.
+    async fn closed(&mut self) -> (u16, String) {
+        let (opcode, payload) = self.next().await;
+        assert_eq!(opcode, CLOSE, "expected a close frame, got {payload:?}");
+        assert!(payload.len() >= 2, "a close frame without a code");
+        let code = u16::from_be_bytes([payload[0], payload[1]]);
+        let reason = String::from_utf8(payload[2..].to_vec()).expect("a UTF-8 reason");
+        (code, reason)
+    }
+}
+
+#[actix_rt::test]
+async fn the_raw_client_speaks_the_protocol() {
+    // The control for the tests below: the same frames with valid UTF-8 are served, also a
+    // message whose fragments split a character.
+    let server = TestServer::start(Config::default());
+    let mut socket = RawSocket::connect(&server).await;
+    socket
+        .send(FIN | TEXT, br#"{"type":"ping","request":"one"}"#, true)
+        .await;
+    let (opcode, payload) = socket.next().await;
+    assert_eq!(opcode, TEXT);
+    let pong: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+    assert_eq!((&pong["type"], &pong["request"]), (&json!("pong"), &json!("one")));
+
+    let message = r#"{"type":"ping","request":"été"}"#.as_bytes();
+    let split = message.iter().position(|byte| *byte == 0xc3).expect("é") + 1;
+    socket.send(TEXT, &message[..split], true).await;
+    socket
+        .send(FIN | CONTINUATION, &message[split..], true)
+        .await;
+    let (opcode, payload) = socket.next().await;
+    assert_eq!(opcode, TEXT);
+    let pong: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+    assert_eq!(pong["request"], "été");
+}
+
+#[actix_rt::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    let server = TestServer::start(Config::default());
+    let malformed = (1007, "Payload is malformed.".to_owned());
+
+    let mut client = RawSocket::connect(&server).await;
+    client.send(FIN | TEXT, b"{\"type\":\"ping\xff\xfe\"}", true).await;
+    assert_eq!(client.closed().await, malformed);
+
+    // A message of continuation frames that ends in the middle of a character.
+    let mut client = RawSocket::connect(&server).await;
+    client.send(TEXT, b"{\"type\":", true).await;
+    client.send(FIN | CONTINUATION, b"\"ping\xc3", true).await;
+    assert_eq!(client.closed().await, malformed);
+
+    server.wait_for_sessions(0).await;
+    let mut again = server.connect().await;
+    assert_eq!(again.join(COUNTER, json!({})).await["type"], "join");
+}
+
+#[actix_rt::test]
+async fn a_websocket_protocol_violation_closes_with_1002_and_a_fixed_reason() {
+    let server = TestServer::start(Config::default());
+    let violation = (1002, "Protocol error.".to_owned());
+    let ping = br#"{"type":"ping","request":"x"}"#;
+    let cases: [(&str, u8, bool); 3] = [
+        ("a reserved opcode", FIN | 0x3, true),
+        ("a reserved bit", FIN | RSV1 | TEXT, true),
+        ("an unmasked frame", FIN | TEXT, false),
+    ];
+    for (case, first, masked) in cases {
+        let mut client = RawSocket::connect(&server).await;
+        client.send(first, ping, masked).await;
+        assert_eq!(client.closed().await, violation, "{case}");
+    }
     server.wait_for_sessions(0).await;
 }

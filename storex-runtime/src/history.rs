@@ -1,0 +1,280 @@
+//! What a session remembers for a resume (PROTOCOL.md, "Versions and resume"): per instance its
+//! epoch, its version and the last diffs; per session the answers to its last mutations.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// The largest version: versions stay exact in a JavaScript number.
+const MAX_VERSION: u64 = (1 << 53) - 1;
+
+/// An instance's epoch, version and recent diffs.
+#[derive(Debug)]
+pub(crate) struct Versions {
+    epoch: Box<str>,
+    version: u64,
+    /// The diff that led to each version, oldest first.
+    history: VecDeque<(u64, Box<RawValue>)>,
+    bytes: usize,
+}
+
+/// How far the history reaches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HistoryLimits {
+    pub(crate) len: usize,
+    pub(crate) bytes: usize,
+}
+
+/// What brings a client from the version it holds to the instance's.
+#[derive(Debug)]
+pub(crate) enum Catchup {
+    /// These changes, in order (the missed diffs one after the other, as one diff).
+    Diff(Box<RawValue>),
+    /// The whole state: the client's epoch is another, or its version is out of the history.
+    State,
+}
+
+fn new_epoch() -> Box<str> {
+    format!("{:016x}", rand::random::<u64>()).into()
+}
+
+impl Versions {
+    /// Version 0 of a new epoch.
+    pub(crate) fn new() -> Self {
+        Self {
+            epoch: new_epoch(),
+            version: 0,
+            history: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    pub(crate) fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The bytes of diffs held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Records a non-empty diff: the version goes up by one, and the diff is kept within
+    /// `limits` (the oldest go first; a diff larger than the byte limit is not kept, so a client
+    /// that missed it gets the whole state).
+    pub(crate) fn record(&mut self, diff: &RawValue, limits: HistoryLimits) {
+        if self.version == MAX_VERSION {
+            // Never reached in practice; a new epoch keeps versions exact for the client.
+            *self = Self::new();
+        }
+        self.version += 1;
+        let size = diff.get().len();
+        if limits.len == 0 || size > limits.bytes {
+            self.history.clear();
+            self.bytes = 0;
+            return;
+        }
+        while self.history.len() >= limits.len || self.bytes + size > limits.bytes {
+            let Some((_, old)) = self.history.pop_front() else {
+                break;
+            };
+            self.bytes -= old.get().len();
+        }
+        self.history.push_back((self.version, diff.to_owned()));
+        self.bytes += size;
+    }
+
+    /// What a client holding `version` of `epoch` needs.
+    pub(crate) fn since(&self, epoch: &str, version: u64) -> Catchup {
+        if epoch != &*self.epoch || version > self.version {
+            return Catchup::State;
+        }
+        if version == self.version {
+            return Catchup::Diff(empty_diff());
+        }
+        let missed = self.version - version;
+        let Ok(missed) = usize::try_from(missed) else {
+            return Catchup::State;
+        };
+        if missed > self.history.len() {
+            return Catchup::State;
+        }
+        let diffs = self.history.range(self.history.len() - missed..);
+        let mut joined = String::from("[");
+        for (_, diff) in diffs {
+            // Each diff is a JSON array: its elements, without the brackets, one after another.
+            let inner = diff.get().trim();
+            let inner = inner[1..inner.len() - 1].trim();
+            if inner.is_empty() {
+                continue;
+            }
+            if joined.len() > 1 {
+                joined.push(',');
+            }
+            joined.push_str(inner);
+        }
+        joined.push(']');
+        RawValue::from_string(joined).map_or(Catchup::State, Catchup::Diff)
+    }
+}
+
+/// `[]`: no change.
+pub(crate) fn empty_diff() -> Box<RawValue> {
+    RawValue::from_string("[]".to_owned()).unwrap_or_else(|_| unreachable!())
+}
+
+/// The outcome of one mutation a client sent, remembered to answer it again without running it.
+#[derive(Debug, Clone)]
+pub(crate) struct Remembered {
+    /// The connection of the session (0 the first, +1 at each resume) that answered it.
+    pub(crate) connection: u32,
+    pub(crate) store: &'static str,
+    pub(crate) version: u64,
+    /// The reply, or the error message.
+    pub(crate) outcome: Result<Option<Value>, String>,
+}
+
+/// The answers to a session's last mutations, by request id.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    by_request: HashMap<Box<str>, Remembered>,
+    order: VecDeque<Box<str>>,
+}
+
+impl Answers {
+    /// The request id as a key (its JSON text: `"a"` and `1` stay apart).
+    pub(crate) fn key(request: &Value) -> Box<str> {
+        match request {
+            Value::String(text) => format!("\"{text}").into(),
+            other => other.to_string().into(),
+        }
+    }
+
+    /// Remembers `answer` for `request`, keeping the last `limit` answers.
+    pub(crate) fn remember(&mut self, request: Box<str>, answer: Remembered, limit: usize) {
+        if limit == 0 {
+            return;
+        }
+        while self.order.len() >= limit {
+            if let Some(old) = self.order.pop_front() {
+                self.by_request.remove(&old);
+            }
+        }
+        if self.by_request.insert(request.clone(), answer).is_none() {
+            self.order.push_back(request);
+        }
+    }
+
+    /// The answer to `request` given on a connection before `connection`: a request sent again
+    /// after a resume. (A request id repeated on one connection is a new request.)
+    pub(crate) fn before(&self, request: &str, connection: u32) -> Option<&Remembered> {
+        self.by_request
+            .get(request)
+            .filter(|answer| answer.connection < connection)
+    }
+
+    /// About how many bytes the remembered answers hold.
+    pub(crate) fn bytes(&self) -> usize {
+        self.by_request
+            .iter()
+            .map(|(request, answer)| {
+                let outcome = match &answer.outcome {
+                    Ok(Some(reply)) => reply.to_string().len(),
+                    Ok(None) => 0,
+                    Err(error) => error.len(),
+                };
+                2 * request.len() + outcome + 64
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap_or_else(|_| panic!("{text}"))
+    }
+
+    /// The diff's text, or `None` for the whole state.
+    fn text(catchup: Catchup) -> Option<String> {
+        match catchup {
+            Catchup::Diff(diff) => Some(diff.get().to_owned()),
+            Catchup::State => None,
+        }
+    }
+
+    const ROOM: HistoryLimits = HistoryLimits {
+        len: 3,
+        bytes: 1024,
+    };
+
+    #[test]
+    fn versions_count_recorded_diffs_and_catch_up_from_the_history() {
+        let mut versions = Versions::new();
+        let epoch = versions.epoch().to_owned();
+        assert_eq!(epoch.len(), 16);
+        assert_eq!(text(versions.since(&epoch, 0)).as_deref(), Some("[]"));
+        for n in 1..=4 {
+            versions.record(&raw(&format!(r#"[{{"a":"u","p":["n"],"t":{n}}}]"#)), ROOM);
+        }
+        assert_eq!(versions.version(), 4);
+        assert_eq!(
+            text(versions.since(&epoch, 2)).as_deref(),
+            Some(r#"[{"a":"u","p":["n"],"t":3},{"a":"u","p":["n"],"t":4}]"#)
+        );
+        assert_eq!(text(versions.since(&epoch, 4)).as_deref(), Some("[]"));
+        // Three kept: version 1's diff is gone.
+        assert!(matches!(versions.since(&epoch, 1), Catchup::Diff(_)));
+        assert_eq!(text(versions.since(&epoch, 0)), None);
+        assert_eq!(text(versions.since("another epoch", 4)), None);
+        assert_eq!(text(versions.since(&epoch, 5)), None);
+        assert_ne!(Versions::new().epoch(), epoch);
+    }
+
+    #[test]
+    fn the_byte_limit_drops_the_oldest_and_skips_a_diff_too_large() {
+        let mut versions = Versions::new();
+        let epoch = versions.epoch().to_owned();
+        let limits = HistoryLimits { len: 10, bytes: 40 };
+        let diff = raw(r#"[{"a":"d","p":[1]}]"#); // 19 bytes
+        versions.record(&diff, limits);
+        versions.record(&diff, limits);
+        assert_eq!(versions.bytes(), 38);
+        versions.record(&diff, limits);
+        assert_eq!(versions.bytes(), 38);
+        assert_eq!(text(versions.since(&epoch, 0)), None);
+        assert!(matches!(versions.since(&epoch, 1), Catchup::Diff(_)));
+        versions.record(&raw(&format!("[{}]", "1,".repeat(30) + "1")), limits);
+        assert_eq!((versions.version(), versions.bytes()), (4, 0));
+        assert_eq!(text(versions.since(&epoch, 3)), None);
+        assert_eq!(text(versions.since(&epoch, 4)).as_deref(), Some("[]"));
+    }
+
+    #[test]
+    fn answers_are_found_only_from_earlier_connections_and_within_the_limit() {
+        let mut answers = Answers::default();
+        let answer = |connection| Remembered {
+            connection,
+            store: "S",
+            version: 1,
+            outcome: Ok(None),
+        };
+        let key = Answers::key(&Value::from("r1"));
+        assert_ne!(key, Answers::key(&Value::from(1)));
+        assert_ne!(Answers::key(&Value::from("1")), Answers::key(&Value::from(1)));
+        answers.remember(key.clone(), answer(0), 2);
+        assert!(answers.before(&key, 0).is_none());
+        assert!(answers.before(&key, 1).is_some());
+        answers.remember(Answers::key(&Value::from("r2")), answer(0), 2);
+        answers.remember(Answers::key(&Value::from("r3")), answer(0), 2);
+        assert!(answers.before(&key, 1).is_none());
+        assert!(answers.before(&Answers::key(&Value::from("r3")), 1).is_some());
+        assert!(answers.bytes() > 0);
+    }
+}
