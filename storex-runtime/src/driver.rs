@@ -36,6 +36,8 @@ pub(crate) struct Limits {
     pub(crate) idle: Duration,
     pub(crate) send: Duration,
     pub(crate) max_frame: usize,
+    /// Whether sessions wait for their client to resume them.
+    pub(crate) resumable: bool,
 }
 
 /// One item of work.
@@ -154,16 +156,19 @@ pub(crate) async fn drive(
         }
     };
     if let Some(close) = end.close {
-        tracing::info!(code = close.code, reason = %close.reason, "closing");
-        let _ = tokio::time::timeout(limits.send, transport.close(close)).await;
+        send_close(&mut transport, close, limits.send).await;
     }
-    let resumable = connection.settings().resumable();
-    if end.detach && resumable && connection.holds_stores() {
+    if end.detach && limits.resumable && connection.holds_stores() {
         detached(connection, watch.inbox).await;
     } else {
         connection.close().await;
     }
     tracing::info!("disconnected");
+}
+
+async fn send_close(transport: &mut impl Transport, close: Close, limit: Duration) {
+    tracing::info!(code = close.code, reason = %close.reason, "closing");
+    let _ = tokio::time::timeout(limit, transport.close(close)).await;
 }
 
 /// Takes the detached session `request` names from its task, for `connection` to serve.
@@ -303,7 +308,7 @@ impl Watch {
         loop {
             let watching = gone.is_none();
             let reading = watching && self.queued.len() < PIPELINE;
-            let end = tokio::select! {
+            let mut end = tokio::select! {
                 biased;
                 result = &mut run => {
                     let reaction = result.map_err(|_panic| {
@@ -323,8 +328,13 @@ impl Watch {
                 () = self.inbox.overloaded.notified(), if watching => overloaded(),
                 () = self.idle.as_mut(), if watching => idle(),
             };
-            if !end.detach {
+            if !(end.detach && self.limits.resumable) {
                 return Err(end);
+            }
+            // The session will wait for its client: the item it sent runs to its end, but the
+            // close cannot wait for it.
+            if let Some(close) = end.close.take() {
+                send_close(transport, close, self.limits.send).await;
             }
             gone = Some(end);
         }

@@ -204,6 +204,7 @@ impl Endpoint {
             idle: config.idle_timeout,
             send: config.send_timeout,
             max_frame: config.max_frame_size,
+            resumable: self.shared.settings.resumable(),
         };
         Ok(Accepted {
             connection,
