@@ -217,6 +217,23 @@ async fn ping_is_answered_by_pong() {
     client
         .send_json(&json!({"type": "ping", "request": "p1"}))
         .await;
+    let mut pong = client.recv().await;
+    // A fresh resume token rides along (tests/resume.rs checks it); the rest is Storex's pong.
+    let token = pong
+        .as_object_mut()
+        .and_then(|pong| pong.remove("token"))
+        .expect("a resume token");
+    assert!(token.as_str().is_some_and(|token| token.contains('.')));
+    assert_eq!(
+        pong,
+        json!({"type": "pong", "store": null, "data": null, "request": "p1", "session": null})
+    );
+    // Without resume, the pong is exactly the original's.
+    let server = TestServer::start(Config::default().resume_ttl(std::time::Duration::ZERO));
+    let mut client = server.connect().await;
+    client
+        .send_json(&json!({"type": "ping", "request": "p1"}))
+        .await;
     assert_eq!(
         client.recv().await,
         json!({"type": "pong", "store": null, "data": null, "request": "p1", "session": null})
