@@ -178,6 +178,11 @@ impl Transport for WebSocket {
                 tracing::debug!(code = ?reason.as_ref().map(|r| u16::from(r.code)), "close frame");
                 Incoming::Closed
             }
+            // The connection failed or ended in the middle of a frame: the network dropped.
+            Some(Err(ProtocolError::Io(io))) if is_connection_failure(&io) => {
+                tracing::debug!(error = %io, "the connection failed");
+                Incoming::Lost
+            }
             Some(Err(error)) => Incoming::Violation(protocol_close(&error)),
             None => Incoming::Lost,
         }
@@ -217,6 +222,13 @@ fn protocol_close(error: &ProtocolError) -> Close {
             Close::new(CloseCode::PROTOCOL_ERROR, "Protocol error.")
         }
     }
+}
+
+/// Whether actix-ws failed to read the connection itself (an I/O error, or the stream ended in
+/// the middle of a frame, as when a client's network drops): actix-ws wraps the payload's error.
+fn is_connection_failure(io: &std::io::Error) -> bool {
+    io.get_ref()
+        .is_some_and(|inner| inner.is::<actix_web::error::PayloadError>())
 }
 
 /// Whether actix-ws rejected a text message that is not UTF-8: an `InvalidData` I/O error around

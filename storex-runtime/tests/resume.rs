@@ -1,0 +1,648 @@
+//! Sessions that outlive their connections (PROTOCOL.md, "Versions and resume"), over real
+//! sockets: versions on every frame that carries state, detached sessions and their limits,
+//! the resume exchange and each way it is refused, and mutations answered once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::stores::{counter_inits, terminated, Counter};
+use common::{Closed, TestServer, PATIENCE};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use storex::Config;
+
+const COUNTER: &str = "Test.Counter";
+const OTHER: &str = "Test.Other";
+const KEY: &[u8] = b"the resume key of these tests, 32+ bytes";
+
+/// Waits until `condition` holds, for at most the patience.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the server holds `count` detached sessions.
+async fn detached(server: &TestServer, count: usize) {
+    eventually(&format!("{count} detached sessions"), || {
+        server.hub.detached().sessions == count
+    })
+    .await;
+}
+
+/// What a client holds of a store: epoch and version.
+fn held(answer: &Value) -> (String, u64) {
+    let epoch = answer["epoch"].as_str().expect("an epoch").to_owned();
+    let version = answer["version"].as_u64().expect("a version");
+    (epoch, version)
+}
+
+fn resume(session: &str, token: &str, stores: Value, request: &str) -> Value {
+    json!({"type": "resume", "session": session, "token": token, "stores": stores, "request": request})
+}
+
+/// A token signed with `KEY` for `session`, valid until `expiry`, as the server makes them.
+fn token_with(session: &str, expiry: u64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(KEY).expect("any key length");
+    mac.update(format!("storex-resume\n{expiry}\n{session}").as_bytes());
+    let tag = mac.finalize().into_bytes();
+    let hex: String = tag.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{expiry}.{hex}")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// A mutation frame with an explicit request id.
+fn commit(session: &str, name: &str, args: Value, request: &str) -> Value {
+    json!({"type": "mutation", "store": COUNTER, "session": session,
+           "data": {"name": name, "data": args}, "request": request})
+}
+
+#[actix_rt::test]
+async fn every_frame_that_carries_state_carries_its_epoch_and_version() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, json!({})).await;
+    let (epoch, version) = held(&joined);
+    assert_eq!(version, 0);
+    assert_eq!(epoch.len(), 16);
+    assert!(epoch.bytes().all(|b| b.is_ascii_hexdigit()));
+    let token = joined["token"].as_str().expect("a token");
+    let (expiry, tag) = token.split_once('.').expect("EXPIRY.MAC");
+    let expiry: u64 = expiry.parse().expect("a Unix time");
+    // Issued now, for the idle timeout (60 s) plus the resume TTL (120 s).
+    assert!((unix_now() + 170..=unix_now() + 190).contains(&expiry));
+    assert_eq!(tag.len(), 64);
+
+    let answer = client.commit(COUNTER, "increase", json!([])).await;
+    assert_eq!(held(&answer), (epoch.clone(), 1));
+    // A mutation that changes nothing keeps the version.
+    let answer = client.commit(COUNTER, "set", json!([1])).await;
+    assert_eq!(
+        (answer["diff"].clone(), held(&answer)),
+        (json!([]), (epoch.clone(), 1))
+    );
+    // An error answer carries the unchanged version.
+    let answer = client.commit(COUNTER, "set", json!([-1])).await;
+    assert_eq!(answer["type"], "error");
+    assert_eq!(held(&answer), (epoch.clone(), 1));
+    // A push carries the version it leads to.
+    server
+        .hub
+        .mutate(storex::mutation!(Counter, "increase"))
+        .expect("a push");
+    let push = client.recv().await;
+    assert_eq!(push["diff"], json!([{"a": "u", "p": ["counter"], "t": 2}]));
+    assert_eq!(held(&push), (epoch.clone(), 2));
+    // Joining again answers the same instance at its version.
+    let again = client.join(COUNTER, json!({})).await;
+    assert_eq!(
+        (again["data"]["counter"].clone(), held(&again)),
+        (json!(2), (epoch, 2))
+    );
+    // Another instance has another epoch.
+    let mut other = server.connect().await;
+    let other = other.join(COUNTER, json!({})).await;
+    assert_ne!(held(&other).0, held(&again).0);
+}
+
+#[actix_rt::test]
+async fn a_dropped_connection_detaches_the_session_and_a_resume_brings_back_what_was_missed() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, json!({"start": 5})).await;
+    let session = client.session.clone().expect("a session");
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    let answer = client.commit(COUNTER, "increase", json!([])).await;
+    let (epoch, version) = held(&answer);
+    assert_eq!(version, 1);
+    drop(client); // no close frame: the network dropped
+
+    detached(&server, 1).await;
+    assert_eq!(server.hub.session_count(), 1);
+    assert!(!terminated(&session));
+    // Server-side mutations keep applying to the detached instance.
+    let reached = server
+        .hub
+        .mutate_key("no such key", storex::mutation!(Counter, "increase"));
+    assert_eq!(reached, Ok(0));
+    server
+        .hub
+        .mutate_session(&session, storex::mutation!(Counter, "set", 10))
+        .await
+        .expect("the detached session runs it");
+    assert!(server.hub.detached().history_bytes > 0);
+
+    let mut client = server.connect().await;
+    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": version}]);
+    client
+        .send_json(&resume(&session, &token, stores, "r1"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["type"], "resume", "{answer}");
+    assert_eq!(answer["resumed"], true, "{answer}");
+    assert_eq!(answer["session"], json!(session));
+    assert_eq!(answer["request"], "r1");
+    assert!(answer["token"].as_str().is_some());
+    assert_eq!(
+        answer["stores"],
+        json!([{"store": COUNTER, "epoch": epoch, "version": 2,
+                "diff": [{"a": "u", "p": ["counter"], "t": 10}]}])
+    );
+    assert_eq!(server.hub.detached().sessions, 0);
+    assert_eq!(server.hub.session_count(), 1, "the fresh session is gone");
+    // The session goes on over the new connection, with its old id; init ran once.
+    let answer = client.commit(COUNTER, "increase", json!([])).await;
+    assert_eq!(answer["session"], json!(session));
+    assert_eq!(
+        answer["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 11}])
+    );
+    assert_eq!(held(&answer), (epoch, 3));
+    assert_eq!(counter_inits(&session), 1);
+    // It can be dropped and resumed again.
+    drop(client);
+    detached(&server, 1).await;
+    let mut client = server.connect().await;
+    let token = answer_token(&answer, &token);
+    client
+        .send_json(&resume(&session, &token, json!([]), "r2"))
+        .await;
+    assert_eq!(client.recv().await["resumed"], true);
+}
+
+/// The newest token a client would hold: answers to mutations carry none.
+fn answer_token(answer: &Value, older: &str) -> String {
+    answer["token"].as_str().unwrap_or(older).to_owned()
+}
+
+#[actix_rt::test]
+async fn a_client_past_the_history_or_of_another_epoch_gets_the_whole_state() {
+    let server = TestServer::start(Config::default().history(2, 1024));
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, json!({})).await;
+    let session = client.session.clone().expect("a session");
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    let (epoch, _) = held(&joined);
+    for _ in 0..3 {
+        client.commit(COUNTER, "increase", json!([])).await;
+    }
+    drop(client);
+    detached(&server, 1).await;
+
+    // Version 0: three diffs ago, beyond the two kept.
+    let mut client = server.connect().await;
+    let stores = json!([
+        {"store": COUNTER, "epoch": epoch, "version": 0},
+        {"store": OTHER, "epoch": "x", "version": 0},
+    ]);
+    client
+        .send_json(&resume(&session, &token, stores, "r"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    assert_eq!(
+        answer["stores"],
+        json!([
+            {"store": COUNTER, "epoch": epoch, "version": 3, "data": {"counter": 3, "blob": ""}},
+            {"store": OTHER, "joined": false},
+        ])
+    );
+    // One diff ago is in the history; another epoch is not.
+    let token = answer["token"].as_str().expect("a token").to_owned();
+    drop(client);
+    detached(&server, 1).await;
+    let mut client = server.connect().await;
+    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 2}]);
+    client
+        .send_json(&resume(&session, &token, stores, "r"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(
+        answer["stores"][0]["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 3}])
+    );
+    let token = answer["token"].as_str().expect("a token").to_owned();
+    drop(client);
+    detached(&server, 1).await;
+    let mut client = server.connect().await;
+    let stores = json!([{"store": COUNTER, "epoch": "0123456789abcdef", "version": 3}]);
+    client
+        .send_json(&resume(&session, &token, stores, "r"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["stores"][0]["data"]["counter"], 3, "{answer}");
+}
+
+/// A server with a known resume key and a dropped session to resume: the server, the session
+/// id, its token and the client's epoch.
+async fn detached_session(config: Config) -> (TestServer, String, String, String) {
+    let server = TestServer::start(config.resume_key(KEY));
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, json!({"start": 7})).await;
+    let session = client.session.clone().expect("a session");
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    drop(client);
+    detached(&server, 1).await;
+    (server, session, token, held(&joined).0)
+}
+
+/// Sends a resume as a new connection's first message; the refusal's error. The connection is a
+/// fresh session: a join runs init and gives a fresh state.
+async fn refused(server: &TestServer, session: &str, token: &str, epoch: &str) -> String {
+    let mut client = server.connect().await;
+    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+    client.send_json(&resume(session, token, stores, "r")).await;
+    let answer = client.recv().await;
+    assert_eq!(answer["type"], "resume", "{answer}");
+    assert_eq!(answer["resumed"], false, "{answer}");
+    assert_eq!(answer["request"], "r");
+    assert!(answer.get("stores").is_none() && answer.get("token").is_none());
+    let own = answer["session"]
+        .as_str()
+        .expect("the connection's own session");
+    assert_ne!(own, session);
+    let joined = client.join(COUNTER, json!({})).await;
+    assert_eq!(joined["session"], own);
+    assert_eq!(
+        joined["data"]["counter"], 0,
+        "a fresh state, not the other session's"
+    );
+    assert_eq!(counter_inits(own), 1);
+    let error = answer["error"].as_str().expect("why").to_owned();
+    // Closed, not dropped: its session ends instead of waiting beside the tests' ones.
+    client.close().await;
+    error
+}
+
+#[actix_rt::test]
+async fn forged_expired_and_other_session_tokens_get_a_fresh_session() {
+    let (server, session, token, epoch) = detached_session(Config::default()).await;
+    let (expiry, _) = token.split_once('.').expect("EXPIRY.MAC");
+    let invalid = "The resume token is not valid for this session.";
+    for forged in [
+        format!("{expiry}.{}", "0".repeat(64)),
+        format!(
+            "{}.{}",
+            expiry.parse::<u64>().expect("a time") + 1,
+            &token[expiry.len() + 1..]
+        ),
+        "garbage".to_owned(),
+        String::new(),
+    ] {
+        assert_eq!(refused(&server, &session, &forged, &epoch).await, invalid);
+    }
+    // A real token, but for another session.
+    let mut other = server.connect().await;
+    let other_token = other.join(COUNTER, json!({})).await["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    assert_eq!(
+        refused(&server, &session, &other_token, &epoch).await,
+        invalid
+    );
+    // A token signed with the key whose time has passed.
+    let expired = token_with(&session, unix_now() - 1);
+    assert_eq!(
+        refused(&server, &session, &expired, &epoch).await,
+        "The resume token has expired."
+    );
+    // After all that the session is still detached, and its real token takes it back.
+    assert_eq!(server.hub.detached().sessions, 1);
+    let mut client = server.connect().await;
+    client
+        .send_json(&resume(&session, &token, json!([]), "r"))
+        .await;
+    assert_eq!(client.recv().await["resumed"], true);
+}
+
+#[actix_rt::test]
+async fn a_session_attached_to_another_connection_is_not_handed_over() {
+    let server = TestServer::start(Config::default());
+    let mut owner = server.connect().await;
+    let joined = owner.join(COUNTER, json!({"start": 3})).await;
+    let session = owner.session.clone().expect("a session");
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    let started = std::time::Instant::now();
+    let error = refused(&server, &session, &token, &held(&joined).0).await;
+    assert_eq!(
+        error,
+        format!("Session {session} is attached to another connection.")
+    );
+    // After the grace of one second.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    // The owner still has it.
+    let answer = owner.commit(COUNTER, "increase", json!([])).await;
+    assert_eq!(
+        answer["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 4}])
+    );
+}
+
+#[actix_rt::test]
+async fn a_resume_right_after_the_drop_waits_for_the_server_to_notice_it() {
+    let server = TestServer::start(Config::default());
+    for _ in 0..5 {
+        let mut client = server.connect().await;
+        let joined = client.join(COUNTER, json!({})).await;
+        let session = client.session.clone().expect("a session");
+        let token = joined["token"].as_str().expect("a token").to_owned();
+        // No waiting for the server to see the drop.
+        drop(client);
+        let mut client = server.connect().await;
+        client
+            .send_json(&resume(&session, &token, json!([]), "r"))
+            .await;
+        let answer = client.recv().await;
+        assert_eq!(answer["resumed"], true, "{answer}");
+        client.close().await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_resume_must_be_the_first_message_and_needs_resume_enabled() {
+    let (server, session, token, epoch) = detached_session(Config::default()).await;
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+    client
+        .send_json(&resume(&session, &token, stores, "r"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["resumed"], false);
+    assert_eq!(
+        answer["error"],
+        "Resume must be the first message of a connection."
+    );
+    // A ping before it is fine.
+    let mut client = server.connect().await;
+    client
+        .send_json(&json!({"type": "ping", "request": "p"}))
+        .await;
+    assert_eq!(client.recv().await["type"], "pong");
+    client
+        .send_json(&resume(&session, &token, json!([]), "r"))
+        .await;
+    assert_eq!(client.recv().await["resumed"], true);
+
+    let server = TestServer::start(Config::default().resume_ttl(Duration::ZERO));
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, json!({})).await;
+    assert!(joined.get("token").is_none());
+    let session = client.session.clone().expect("a session");
+    drop(client);
+    eventually("the session ends with its connection", || {
+        terminated(&session)
+    })
+    .await;
+    let mut client = server.connect().await;
+    client
+        .send_json(&resume(&session, "1.00", json!([]), "r"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["error"], "This server does not resume sessions.");
+}
+
+#[actix_rt::test]
+async fn a_detached_session_ends_when_its_time_is_up() {
+    let ttl = Duration::from_millis(300);
+    let (server, session, token, epoch) = detached_session(Config::default().resume_ttl(ttl)).await;
+    eventually("terminate ran", || terminated(&session)).await;
+    assert_eq!(server.hub.session_count(), 0);
+    let held = server.hub.detached();
+    assert_eq!((held.sessions, held.history_bytes), (0, 0));
+    let error = refused(&server, &session, &token, &epoch).await;
+    assert_eq!(
+        error,
+        format!("Session {session} cannot be resumed: it has ended.")
+    );
+}
+
+#[actix_rt::test]
+async fn a_close_from_the_client_ends_the_session_at_once() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+    let session = client.session.clone().expect("a session");
+    client.close().await;
+    eventually("terminate ran", || terminated(&session)).await;
+    assert_eq!(server.hub.detached().sessions, 0);
+    assert_eq!(server.hub.session_count(), 0);
+}
+
+#[actix_rt::test]
+async fn a_session_without_stores_is_not_kept() {
+    let server = TestServer::start(Config::default());
+    let client = server.connect().await;
+    server.wait_for_sessions(1).await;
+    drop(client);
+    server.wait_for_sessions(0).await;
+    assert_eq!(server.hub.detached().sessions, 0);
+}
+
+#[actix_rt::test]
+async fn the_oldest_detached_sessions_go_first_past_the_count_limit() {
+    let server = TestServer::start(Config::default().max_detached(2, usize::MAX));
+    let mut sessions = Vec::new();
+    for n in 0..3 {
+        let mut client = server.connect().await;
+        let joined = client.join(COUNTER, json!({})).await;
+        let session = client.session.clone().expect("a session");
+        sessions.push((session, joined["token"].as_str().expect("token").to_owned()));
+        drop(client);
+        detached(&server, (n + 1).min(2)).await;
+    }
+    eventually("the oldest terminated", || terminated(&sessions[0].0)).await;
+    assert!(!terminated(&sessions[1].0) && !terminated(&sessions[2].0));
+    let error = refused(&server, &sessions[0].0, &sessions[0].1, "x").await;
+    assert_eq!(
+        error,
+        format!("Session {} cannot be resumed: it has ended.", sessions[0].0)
+    );
+    for (session, token) in &sessions[1..] {
+        let mut client = server.connect().await;
+        client
+            .send_json(&resume(session, token, json!([]), "r"))
+            .await;
+        assert_eq!(client.recv().await["resumed"], true);
+    }
+}
+
+#[actix_rt::test]
+async fn the_oldest_detached_sessions_go_first_past_the_byte_limit() {
+    // Each session keeps one diff of about 1 KiB: two fit in 3 KiB, three do not.
+    let server = TestServer::start(
+        Config::default()
+            .history(8, 4096)
+            .max_detached(100, 3 * 1024),
+    );
+    let mut sessions = Vec::new();
+    for n in 0..3 {
+        let mut client = server.connect().await;
+        client.join(COUNTER, json!({})).await;
+        client.commit(COUNTER, "blob", json!([1000])).await;
+        sessions.push(client.session.clone().expect("a session"));
+        drop(client);
+        detached(&server, (n + 1).min(2)).await;
+    }
+    eventually("the oldest terminated", || terminated(&sessions[0])).await;
+    assert!(!terminated(&sessions[1]) && !terminated(&sessions[2]));
+    let held = server.hub.detached();
+    assert!(
+        held.history_bytes <= 3 * 1024 && held.history_bytes > 2000,
+        "{held:?}"
+    );
+
+    // A server-side mutation that grows a detached session's history evicts the oldest too.
+    server
+        .hub
+        .mutate_session(&sessions[2], storex::mutation!(Counter, "blob", 1001))
+        .await
+        .expect("the detached session runs it");
+    eventually("the next oldest terminated", || terminated(&sessions[1])).await;
+    assert!(!terminated(&sessions[2]));
+}
+
+#[actix_rt::test]
+async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, json!({})).await;
+    let session = client.session.clone().expect("a session");
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    let epoch = held(&joined).0;
+    // Four mutations whose answers are lost to the client: it drops right after they come.
+    client
+        .send_json(&commit(&session, "increase", json!([]), "m1"))
+        .await;
+    client
+        .send_json(&commit(&session, "decrease", json!([]), "m2"))
+        .await;
+    client
+        .send_json(&commit(&session, "set", json!([-5]), "m3"))
+        .await;
+    client
+        .send_json(&commit(&session, "increase", json!([]), "m4"))
+        .await;
+    // The server has run all four once their answers are out.
+    for _ in 0..4 {
+        client.recv().await;
+    }
+    drop(client);
+    detached(&server, 1).await;
+
+    let mut client = server.connect().await;
+    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+    client
+        .send_json(&resume(&session, &token, stores, "r"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["stores"][0]["version"], 3, "{answer}");
+    // Sent again with the same ids, and one new.
+    for (name, args, request) in [
+        ("increase", json!([]), "m1"),
+        ("decrease", json!([]), "m2"),
+        ("set", json!([-5]), "m3"),
+        ("increase", json!([]), "m4"),
+        ("increase", json!([]), "m5"),
+    ] {
+        client
+            .send_json(&commit(&session, name, args, request))
+            .await;
+    }
+    let m1 = client.recv().await;
+    assert_eq!(
+        m1,
+        json!({"type": "mutation", "store": COUNTER, "session": session, "diff": [],
+               "request": "m1", "epoch": epoch, "version": 1, "replayed": true})
+    );
+    let m2 = client.recv().await;
+    assert_eq!(
+        (
+            m2["message"].clone(),
+            m2["version"].clone(),
+            m2["replayed"].clone()
+        ),
+        (json!("message"), json!(2), json!(true))
+    );
+    let m3 = client.recv().await;
+    assert_eq!(m3["type"], "error");
+    assert_eq!(m3["error"], "-5 is below zero");
+    assert_eq!(m3["replayed"], true);
+    let m4 = client.recv().await;
+    assert_eq!(
+        (m4["version"].clone(), m4["replayed"].clone()),
+        (json!(3), json!(true))
+    );
+    let m5 = client.recv().await;
+    assert_eq!(
+        m5["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 2}]),
+        "{m5}"
+    );
+    assert_eq!(m5.get("replayed"), None);
+    assert_eq!(m5["version"], 4);
+    // Counted once each: +1 -1 (error) +1, then +1.
+    let state = client.join(COUNTER, json!({})).await;
+    assert_eq!(state["data"]["counter"], 2);
+}
+
+#[actix_rt::test]
+async fn a_request_id_repeated_on_one_connection_is_a_new_request() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    client.join(COUNTER, json!({})).await;
+    let session = client.session.clone().expect("a session");
+    for expected in 1..=3 {
+        client
+            .send_json(&commit(&session, "increase", json!([]), "same"))
+            .await;
+        let answer = client.recv().await;
+        assert_eq!(
+            answer["diff"],
+            json!([{"a": "u", "p": ["counter"], "t": expected}])
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_graceful_stop_ends_detached_sessions_too() {
+    let (server, session, _token, _epoch) = detached_session(Config::default()).await;
+    tokio::time::timeout(PATIENCE, server.hub.stop())
+        .await
+        .expect("the stop finishes");
+    assert!(terminated(&session));
+    assert_eq!(server.hub.session_count(), 0);
+}
+
+#[actix_rt::test]
+async fn an_idle_connection_is_closed_and_its_session_waits() {
+    let server = TestServer::start(Config::default().idle_timeout(Duration::from_millis(300)));
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, json!({})).await;
+    let session = client.session.clone().expect("a session");
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    assert_eq!(
+        client.next().await,
+        Err(Closed::Frame(1000, "Idle timeout.".into()))
+    );
+    detached(&server, 1).await;
+    let mut client = server.connect().await;
+    client
+        .send_json(&resume(&session, &token, json!([]), "r"))
+        .await;
+    assert_eq!(client.recv().await["resumed"], true);
+}
