@@ -48,6 +48,16 @@ export interface SocketConnectorOptions {
   commitTimeout?: number
   /** Ping period in ms (default 30000); a ping unanswered by the next one drops the socket. */
   pingInterval?: number
+  /**
+   * Most commits sent and not yet answered (default 256, what a storex-rs server remembers per session
+   * for a resume); further commits wait, in order, for an answer.
+   */
+  maxInFlight?: number
+  /**
+   * Default: globalThis.fetch. Probes the endpoint (GET, address with http(s) for ws(s)) when a socket
+   * closes before opening: 401 or 403 stops reconnecting. Without fetch there is no probe.
+   */
+  fetch?: (url: string, init: { credentials: 'include' }) => Promise<{ status: number; text(): Promise<string> }>
 }
 
 export interface HttpConnectorOptions {
@@ -81,7 +91,11 @@ export interface Store<S = unknown> {
   readonly state: S | undefined
   /** The session id (the connection's), "SSR" over HTTP; undefined until joined. */
   readonly session: string | undefined
-  /** Resolves with the state of the first join; rejects if that join fails. */
+  /** The server instance's epoch (storex-rs); undefined until joined, or when the server sends none. */
+  readonly epoch: string | undefined
+  /** The version of `state` (storex-rs: 0 after init, +1 per changing mutation); undefined as `epoch`. */
+  readonly version: number | undefined
+  /** Resolves with the state of the first join; rejects if that join fails or the connector stops first. */
   readonly ready: Promise<S>
   /**
    * Runs mutation `name` on the server with `args` (sent as the array `[...args]`). Resolves with its
@@ -94,6 +108,7 @@ export interface Store<S = unknown> {
   onChange<V = unknown>(path: Path, fn: (value: V | undefined, previous: V | undefined) => void): Unsubscribe
   onConnected(fn: () => void): Unsubscribe
   onDisconnected(fn: (event: DisconnectEvent) => void): Unsubscribe
+  /** A refused join, or the connector stopping (a close code or a refusal that reconnecting cannot fix). */
   onError(fn: (error: Error) => void): Unsubscribe
   /** Seed API: fn(true) when joined, fn(false) when disconnected. */
   connection(fn: (connected: boolean) => void): Unsubscribe
@@ -122,7 +137,7 @@ export declare function prepare(params: Params, connector?: Connector): {
   useStorex<S = unknown>(config: StoreConfig<S>): Store<S>
 }
 
-/** One WebSocket for every store given it: reconnects, pings, re-joins. */
+/** One WebSocket for every store given it: reconnects (resuming the session when the server allows), pings, re-joins. */
 export declare function socketConnector(options?: SocketConnectorOptions): Connector
 
 /** Joins with one HTTP GET (server-side rendering, scripts): state only; commits reject. */

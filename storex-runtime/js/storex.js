@@ -6,6 +6,7 @@
 const requestId = () => Math.random().toString(36).slice(2, 12)
 const storexError = (text) => new Error('Storex: ' + text)
 const valueAt = (state, path) => path.reduce((node, key) => node?.[key], state)
+const httpOf = (address) => address?.replace(/^ws/, 'http')
 
 // Runs a user's listener so that one that throws cannot stop the others or the socket's reader;
 // its error is rethrown on its own, where the console (or the process) still sees it.
@@ -13,9 +14,11 @@ const safely = (fn, ...args) => {
   try { fn(...args) } catch (error) { queueMicrotask(() => { throw error }) }
 }
 
-// Close codes after which reconnecting as-is would fail again: the earliest unanswered join
-// caused them (the server stops at the first bad frame), so that store is dropped, not retried.
-const FATAL = { 4000: 1, 4001: 1, 1007: 1 }
+// Close codes after which reconnecting as-is would fail again. For 1: the earliest unanswered join
+// caused it (the server stops at the first bad frame), so that store is dropped and the others
+// reconnect; without such a join, and always for 2 (a frame too large), the connector stops.
+const FATAL = { 4000: 1, 4001: 1, 1007: 1, 1009: 2 }
+const isMutation = (answer) => answer.message.type === 'mutation'
 
 // ---- the patch (PROTOCOL.md "The diff"): changes in order; u/i assign, d splices or deletes.
 // Containers along each changed path are copied, never mutated, so a changed subtree gets a
@@ -55,14 +58,15 @@ function touches({ a, p }, path) {
   return true
 }
 
-// ---- one store: its state, its listeners, and the commits waiting for its join.
+// ---- one store: its state and its listeners. The connector sets `live` (joined on an open socket),
+// `failure` (why commits reject at once), `epoch` and `version` (of the state held, when the server
+// sends them) and `rejoining` (a join sent to replace a state that missed a frame).
 export class Storex {
   constructor(config) {
     if (!config?.store) throw storexError('a store name is required')
     this.name = config.store
     this.params = { ...Storex.defaults.params, ...config.params }
     this.listeners = new Set()
-    this.waiting = new Set()
     this.live = false
     let settle
     this.ready = new Promise((resolve, reject) => (settle = { resolve, reject }))
@@ -107,10 +111,11 @@ export class Storex {
     for (const listener of [...this.listeners]) if (listener.event === event) safely(listener.fn, ...args)
   }
 
-  // A join answer replaces the whole state (first join and every re-join after a reconnect).
-  joined(data, session) {
+  // A join answer replaces the whole state (first join and every re-join after a reconnect); a
+  // resume brings it up to date with the missed changes as one diff (one notification).
+  joined(data, session, diff = [{ a: 'u', p: [], t: data }]) {
     this._session = session
-    this.update(data, [{ a: 'u', p: [], t: data }])
+    this.update(data, diff)
     this.settle.resolve(data)
   }
 
@@ -135,20 +140,23 @@ Storex.defaults = {
   address: globalThis.location && `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/storex`,
 }
 
-// ---- the socket connector: one WebSocket, many stores, reconnect, ping, bounded waits.
+// ---- the socket connector: one WebSocket, many stores, reconnect and resume, ping, bounded waits.
 class SocketConnection {
   constructor(options = {}) {
     this.options = {
       address: Storex.defaults.address,
       WebSocket: globalThis.WebSocket,
+      fetch: globalThis.fetch,
       reconnectBase: 500,
       reconnectMax: 30000,
       commitTimeout: 10000,
       pingInterval: 30000,
+      maxInFlight: 256,
       ...options,
     }
     this.stores = new Set()
-    this.answers = new Map() // request id → handler of its answer, in the order they were sent
+    this.answers = new Map() // request id → { onAnswer, joining, message }, in the order they were sent
+    this.queue = new Set() // commits not sent yet (their store is not joined, or maxInFlight are unanswered), in order
     this.timers = new Set()
     this.attempt = 0
   }
@@ -156,49 +164,61 @@ class SocketConnection {
   attach(store) {
     if (!this.ws && !this.retry) this.connect()
     this.stores.add(store)
-    if (this.open) this.join(store)
+    if (this.open && !this.resuming) this.join(store) // else it joins when the resume is answered
   }
 
   detach(store) {
     this.stores.delete(store)
     store.live = false
-    this.dropWaiting(store, 'the store was closed')
+    this.drop(storexError('the store was closed'), store)
     if (!this.stores.size) this.close()
   }
 
-  // Ends everything this connection owns: the socket, every timer, every wait.
+  // Ends everything this connection owns: the socket, the session, every timer, every wait.
   close() {
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
-    this.retry = null
-    for (const store of this.stores) this.dropWaiting(store, 'the connection was closed')
+    this.retry = this.token = null
+    this.drop(storexError('the connection was closed'))
     this.stores.clear()
-    const ws = this.ws
-    if (ws) {
-      this.forget(ws)
-      ws.close(1000)
-      this.closed({ code: 1000, reason: 'closed by the client' })
-    }
+    this.forget(this.ws)
+    this.ws?.close(1000)
+    this.closed({ code: 1000, reason: 'closed by the client' })
   }
 
   commit(store, name, args) {
     return new Promise((resolve, reject) => {
-      const send = () => this.send({ type: 'mutation', store: store.name, session: store.session, data: { name, data: args } }, (answer) => {
+      if (store.failure) return reject(store.failure)
+      if (!this.stores.has(store)) return reject(storexError(`${store.name} is closed`))
+      const wait = { store, reject }
+      wait.send = () => this.send({ type: 'mutation', store: store.name, session: store.session, data: { name, data: args } }, (answer) => {
         if (answer.type === 'error') return reject(new Error(answer.error))
         if (answer.type !== 'mutation') return reject(storexError(`mutation "${name}" of ${store.name} was lost: ${answer.reason}; it may or may not have been applied`))
-        this.patch(store.name, answer.diff || [])
+        if (!answer.replayed) this.patch(store.name, answer) // a replay's change came with the resume
         resolve(answer.message)
       })
-      if (!this.stores.has(store)) return reject(storexError(`${store.name} is closed`))
-      if (store.live) return send()
-      if (store.failure) return reject(store.failure)
-      const wait = { send, reject }
-      wait.timer = this.later(this.options.commitTimeout, () => {
-        store.waiting.delete(wait)
-        reject(storexError(`not connected: mutation "${name}" of ${store.name} not sent within ${this.options.commitTimeout} ms`))
-      })
-      store.waiting.add(wait)
+      if (!store.live) {
+        wait.timer = this.later(this.options.commitTimeout, () => {
+          this.queue.delete(wait)
+          reject(storexError(`not connected: mutation "${name}" of ${store.name} not sent within ${this.options.commitTimeout} ms`))
+        })
+      }
+      this.queue.add(wait)
+      this.pump()
     })
+  }
+
+  // Sends the waiting commits of joined stores, in order, while fewer than maxInFlight are
+  // unanswered (the server remembers the answers of a session's last 256 mutations, for a resume).
+  pump() {
+    let flying = [...this.answers.values()].filter(isMutation).length
+    for (const wait of this.queue) {
+      if (flying >= this.options.maxInFlight) return
+      if (wait.store.live) {
+        this.release(wait).send()
+        flying++
+      }
+    }
   }
 
   connect() {
@@ -212,27 +232,67 @@ class SocketConnection {
     ws.onerror = () => {} // a close event follows; an error without a listener would throw in some libraries
   }
 
+  // A client that held a session (a resume token, stores at known versions) asks for it back as
+  // its first message (PROTOCOL.md "The resume exchange"); otherwise every store joins afresh.
   opened() {
     this.open = true
-    for (const store of this.stores) this.join(store)
+    const asked = new Map()
+    for (const { name, epoch, version } of this.stores) if (version != null && !asked.has(name)) asked.set(name, { store: name, epoch, version })
+    this.resuming = this.token && asked.size
+    if (this.resuming) this.send({ type: 'resume', session: this.session, token: this.token, stores: [...asked.values()] }, (answer) => this.resumed(answer, asked))
+    else this.resumed({ reason: 'nothing to resume' }, asked)
     this.keepAlive()
+  }
+
+  // Resumed: each store takes its missed changes (or its whole state), or joins if the session does
+  // not hold it; then the unanswered mutations go again with their request ids (the server replays
+  // the answers of those it ran), then the queued commits (pump). Refused: the unanswered ones are
+  // reported lost and every store joins afresh.
+  resumed(answer, asked) {
+    this.resuming = false
+    if (!answer.resumed) {
+      this.token = null
+      for (const [request, entry] of this.answers) {
+        if (isMutation(entry)) {
+          this.answers.delete(request)
+          entry.onAnswer({ type: 'closed', reason: `the connection closed (${this.dropped}) and the session could not be resumed (${answer.error || answer.reason})` })
+        }
+      }
+    }
+    if (!this.open) return // the socket closed before the answer: a reconnect follows
+    const ups = []
+    for (const store of this.stores) {
+      const mine = asked.get(store.name)
+      const entry = mine && answer.resumed && answer.stores?.find((resumed) => resumed.store === store.name)
+      const diff = entry?.diff || []
+      if (!entry || entry.joined === false) this.join(store)
+      else if ('data' in entry) ups.push([store, entry, entry.data])
+      else if (store.epoch === mine.epoch && store.version === mine.version) ups.push([store, entry, applyDiff(store.state, diff), diff])
+      else this.join(store) // a second store object of that name, not at the version asked for
+    }
+    for (const entry of this.answers.values()) if (isMutation(entry)) this.ws.send(JSON.stringify(entry.message))
+    for (const [store, entry, data, diff] of ups) this.up(store, { ...entry, session: answer.session }, data, diff)
   }
 
   join(store) {
     this.send({ type: 'join', store: store.name, data: store.params }, (answer) => {
       if (!this.stores.has(store)) return // closed while its join was on the way
-      if (answer.type === 'join') {
-        this.attempt = 0
-        store.live = true
-        store.failure = null
-        store.joined(answer.data, answer.session)
-        store.emit('connected')
-        for (const wait of store.waiting) this.release(store, wait).send()
-      } else if (answer.type === 'error') {
+      if (answer.type === 'join') this.up(store, answer, answer.data)
+      else if (answer.type === 'error') {
+        store.live = false
         store.refused((store.failure = new Error(answer.error)))
-        this.dropWaiting(store, `joining ${store.name} failed: ${answer.error}`)
+        this.drop(storexError(`joining ${store.name} failed: ${answer.error}`), store)
       }
     }, store)
+  }
+
+  // A store's state arrived (a join answer, a resumed store): it is live; its commits go (pump).
+  up(store, { session, epoch, version }, data, diff) {
+    const was = store.live
+    this.attempt = 0
+    Object.assign(store, { epoch, version, live: true, failure: null, rejoining: false })
+    store.joined(data, session, diff)
+    if (!was) store.emit('connected')
   }
 
   // Pings keep the server from closing a silent socket; a ping still unanswered at the next
@@ -254,54 +314,109 @@ class SocketConnection {
   }
 
   send(message, onAnswer, joining) {
-    const request = requestId()
-    this.answers.set(request, { onAnswer, joining })
-    this.ws.send(JSON.stringify({ ...message, request }))
+    message = { ...message, request: requestId() }
+    this.answers.set(message.request, { onAnswer, joining, message })
+    this.ws.send(JSON.stringify(message))
   }
 
   receive(text) {
     let message
     try { message = JSON.parse(text) || {} } catch { return } // junk from a server must not throw here
+    if (message.token) { // the newest resume token, of this connection's session
+      this.token = message.token
+      if (message.session) this.session = message.session
+    }
     const answer = message.request != null && this.answers.get(message.request)
     if (answer) {
       this.answers.delete(message.request)
       answer.onAnswer(message)
+      this.pump() // an answer may have made a store live or freed a slot
     } else if (message.type === 'mutation' && message.diff) {
-      this.patch(message.store, message.diff)
+      this.patch(message.store, message)
     }
   }
 
-  // Every store object of that name shares the one server instance of this session.
-  patch(name, diff) {
+  // Every store object of that name shares the one server instance of this session. When the
+  // server sends versions, a diff applies only on top of the version before it: one the store
+  // already holds is skipped (a replay); one that skips ahead or is of another epoch (a new
+  // instance) means the state missed something, so the store joins again for the whole state.
+  patch(name, { diff, epoch, version }) {
+    diff = diff || []
     for (const store of this.stores) {
-      if (store.name === name && store.live) store.update(applyDiff(store.state, diff), diff)
+      if (store.name !== name || !store.live || store.rejoining) continue
+      const held = store.version
+      if (held == null || version == null) store.update(applyDiff(store.state, diff), diff)
+      else if (epoch !== store.epoch || version > held + (diff.length ? 1 : 0)) {
+        store.rejoining = true
+        this.join(store)
+      } else if (version > held) {
+        store.version = version
+        store.update(applyDiff(store.state, diff), diff)
+      }
     }
   }
 
   closed({ code, reason }) {
-    this.forget(this.ws)
+    const { ws, open } = this
+    this.forget(ws)
     this.ws = null
     this.open = this.unanswered = false
     clearTimeout(this.pinger)
     this.timers.delete(this.pinger)
     const answers = [...this.answers.values()]
     this.answers.clear()
-    const culprit = FATAL[code] && answers.find((answer) => answer.joining)?.joining
-    if (culprit) {
-      this.stores.delete(culprit)
-      culprit.refused(storexError(reason || `the server closed the connection (${code})`))
-      this.dropWaiting(culprit, `joining ${culprit.name} failed (${code})`)
-    } else if (code === 1007) {
-      for (const store of this.stores) store.emit('error', storexError('the server found a message malformed (1007)'))
+    const culprit = FATAL[code] === 1 && answers.find((answer) => answer.joining)?.joining
+    if (culprit) this.fail(culprit, storexError(reason || `the server closed the connection (${code})`), storexError(`joining ${culprit.name} failed (${code})`))
+    // A close answering the resume (a server that does not know it, say) only refuses it.
+    const stop = !culprit && !this.resuming && FATAL[code]
+    // While the session may be resumed, unanswered mutations stay unanswered, to be sent again.
+    const keep = !stop && this.token && [...this.stores].some((store) => store.version != null)
+    this.dropped = code
+    for (const answer of answers) {
+      if (keep && isMutation(answer)) this.answers.set(answer.message.request, answer)
+      else answer.onAnswer({ type: 'closed', reason: `the connection closed (${code})` })
     }
-    for (const { onAnswer } of answers) onAnswer({ type: 'closed', reason: `the connection closed (${code})` })
     for (const store of this.stores) {
       if (store.live) {
         store.live = false
         store.emit('disconnected', { code, reason })
       }
     }
-    if (this.stores.size) this.reconnect()
+    if (stop) this.stop(storexError(`the connection closed (${code}${reason ? ': ' + reason : ''}); reconnecting cannot fix that`))
+    else if (this.stores.size) {
+      this.reconnect()
+      if (ws && !open) this.probe()
+    }
+  }
+
+  // A refusal by the connect hook (or the Origin check) looks, to a browser, like a socket that
+  // closes before opening: a GET on the endpoint tells. 401 or 403 stops, with the server's
+  // words; any other answer, or none, leaves the reconnect running.
+  probe() {
+    const { fetch, address } = this.options
+    fetch?.(httpOf(address), { credentials: 'include' })
+      .then(async (response) => {
+        const { status } = response
+        if (status !== 401 && status !== 403) return
+        let text = await response.text()
+        try { text = JSON.parse(text).error || text } catch {}
+        if (!this.open && this.stores.size) this.stop(storexError(`the server refused the connection (${status}): ${text}`))
+      })
+      .catch(() => {})
+  }
+
+  // Every store fails with `error` (onError, `ready` and commits reject) and the connector closes;
+  // a store attached later opens it again.
+  stop(error) {
+    for (const store of this.stores) this.fail(store, error)
+    this.close()
+  }
+
+  fail(store, error, why = error) {
+    this.stores.delete(store)
+    store.live = false
+    store.refused((store.failure = error))
+    this.drop(why, store)
   }
 
   // Capped exponential backoff with "equal jitter": half the delay fixed, half random, so that
@@ -312,12 +427,13 @@ class SocketConnection {
     this.retry = this.later(delay / 2 + (Math.random() * delay) / 2, () => this.connect())
   }
 
-  dropWaiting(store, why) {
-    for (const wait of store.waiting) this.release(store, wait).reject(storexError(why))
+  // Rejects the commits not sent yet: of one store, or of all.
+  drop(error, store) {
+    for (const wait of this.queue) if (!store || wait.store === store) this.release(wait).reject(error)
   }
 
-  release(store, wait) {
-    store.waiting.delete(wait)
+  release(wait) {
+    this.queue.delete(wait)
     clearTimeout(wait.timer)
     this.timers.delete(wait.timer)
     return wait
@@ -342,7 +458,7 @@ export const socketConnector = (options) => new SocketConnection(options)
 // ---- the HTTP connector (Storex 0.6): one GET per store, for server-side rendering and
 // scripts. It fetches the state once; there is no session to commit to.
 export function httpConnector(options = {}) {
-  const { address = Storex.defaults.address?.replace(/^ws/, 'http'), fetch = globalThis.fetch } = options
+  const { address = httpOf(Storex.defaults.address), fetch = globalThis.fetch } = options
   if (!address || !fetch) throw storexError('httpConnector needs an address and fetch')
   return {
     attach(store) {

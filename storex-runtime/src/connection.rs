@@ -119,7 +119,11 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(session: Session, registration: Registration, settings: Arc<Settings>) -> Self {
+    pub(crate) fn new(
+        session: Session,
+        registration: Registration,
+        settings: Arc<Settings>,
+    ) -> Self {
         Self {
             session,
             stores: Vec::new(),
@@ -334,7 +338,10 @@ impl Connection {
         request: &Option<Value>,
     ) -> Reaction {
         // The joined store is found first: the registry is only asked when it is not there.
-        let position = self.stores.iter().position(|store| store.live.name() == name);
+        let position = self
+            .stores
+            .iter()
+            .position(|store| store.live.name() == name);
         if position.is_none() && self.settings.registry.get(name).is_none() {
             return Reaction::Close(Close::store_not_defined(name));
         }
@@ -548,6 +555,24 @@ impl Connection {
         )
     }
 
+    /// How the client catches up with the store it `held`.
+    fn catchup(&self, held: &HeldStore) -> StoreCatchup<'_> {
+        let Some(store) = self
+            .stores
+            .iter()
+            .find(|store| store.live.name() == held.store)
+        else {
+            return StoreCatchup::NotHeld;
+        };
+        match store.versions.since(&held.epoch, held.version) {
+            Catchup::Diff(diff) => StoreCatchup::Diff(store, diff),
+            Catchup::State => match state_of(store.live.as_ref()) {
+                Ok(state) => StoreCatchup::State(store, state),
+                Err(_) => StoreCatchup::NotHeld,
+            },
+        }
+    }
+
     /// The answer to a resume that was refused: the connection stays a session of its own.
     pub(crate) fn resume_refused(&self, error: &str, request: &Option<Value>) -> String {
         ServerMessage::Resume {
@@ -567,45 +592,39 @@ impl Connection {
         self.generation = self.generation.saturating_add(1);
         self.started = true;
         // What each store needs, owned first; the answer borrows it.
-        let catchups: Vec<(&str, Option<(&Joined, Result<Box<RawValue>, Value>)>)> = request
+        let catchups: Vec<(&str, StoreCatchup<'_>)> = request
             .stores
             .iter()
-            .map(|held| {
-                let joined = self
-                    .stores
-                    .iter()
-                    .find(|store| store.live.name() == held.store);
-                let catchup = joined.and_then(|store| {
-                    match store.versions.since(&held.epoch, held.version) {
-                        Catchup::Diff(diff) => Some((store, Ok(diff))),
-                        // A state that cannot be serialized: the client joins it and is told why.
-                        Catchup::State => state_of(store.live.as_ref())
-                            .ok()
-                            .map(|state| (store, Err(state))),
-                    }
-                });
-                (held.store.as_str(), catchup)
-            })
+            .map(|held| (held.store.as_str(), self.catchup(held)))
             .collect();
         let stores: Vec<ResumedStore<'_>> = catchups
             .iter()
-            .map(|(name, catchup)| match catchup {
-                None => ResumedStore {
+            .map(|(name, catchup)| {
+                let mut entry = ResumedStore {
                     store: name,
-                    joined: Some(false),
+                    joined: None,
                     epoch: None,
                     version: None,
                     diff: None,
                     data: None,
-                },
-                Some((store, catchup)) => ResumedStore {
-                    store: name,
-                    joined: None,
-                    epoch: Some(store.versions.epoch()),
-                    version: Some(store.versions.version()),
-                    diff: catchup.as_ref().ok().map(|diff| &**diff),
-                    data: catchup.as_ref().err(),
-                },
+                };
+                let store = match catchup {
+                    StoreCatchup::NotHeld => {
+                        entry.joined = Some(false);
+                        return entry;
+                    }
+                    StoreCatchup::Diff(store, diff) => {
+                        entry.diff = Some(diff);
+                        store
+                    }
+                    StoreCatchup::State(store, state) => {
+                        entry.data = Some(state);
+                        store
+                    }
+                };
+                entry.epoch = Some(store.versions.epoch());
+                entry.version = Some(store.versions.version());
+                entry
             })
             .collect();
         let token = self.token();
@@ -620,6 +639,17 @@ impl Connection {
         }
         .encode()
     }
+}
+
+/// How a resuming client catches up with one store it names.
+enum StoreCatchup<'a> {
+    /// The session does not hold it (or its state cannot be sent: the client joins it and is
+    /// told why).
+    NotHeld,
+    /// These changes bring the client's state to the instance's.
+    Diff(&'a Joined, Box<RawValue>),
+    /// The whole state.
+    State(&'a Joined, Value),
 }
 
 /// The whole state of `store` as JSON, or why it cannot be sent.

@@ -267,14 +267,19 @@ mod tests {
         };
         let key = Answers::key(&Value::from("r1"));
         assert_ne!(key, Answers::key(&Value::from(1)));
-        assert_ne!(Answers::key(&Value::from("1")), Answers::key(&Value::from(1)));
+        assert_ne!(
+            Answers::key(&Value::from("1")),
+            Answers::key(&Value::from(1))
+        );
         answers.remember(key.clone(), answer(0), 2);
         assert!(answers.before(&key, 0).is_none());
         assert!(answers.before(&key, 1).is_some());
         answers.remember(Answers::key(&Value::from("r2")), answer(0), 2);
         answers.remember(Answers::key(&Value::from("r3")), answer(0), 2);
         assert!(answers.before(&key, 1).is_none());
-        assert!(answers.before(&Answers::key(&Value::from("r3")), 1).is_some());
+        assert!(answers
+            .before(&Answers::key(&Value::from("r3")), 1)
+            .is_some());
         assert!(answers.bytes() > 0);
     }
 }

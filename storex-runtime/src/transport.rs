@@ -47,7 +47,8 @@ pub enum Incoming {
     /// answers itself, or a pong): it resets the idle limit.
     Activity,
     /// The client broke the transport's rules; the core closes with this code and reason (a
-    /// frame too large: 1009, a WebSocket protocol error: 1002).
+    /// frame too large: 1009, a text message that is not UTF-8: 1007, a WebSocket protocol
+    /// error: 1002).
     Violation(Close),
     /// The client closed (it sent a close frame): the core closes nothing, and the session
     /// ends.

@@ -2,6 +2,8 @@
 //! sockets: versions on every frame that carries state, detached sessions and their limits,
 //! the resume exchange and each way it is refused, and mutations answered once.
 
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

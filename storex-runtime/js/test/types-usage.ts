@@ -24,11 +24,15 @@ const seedAsStore: Store<Counter> = seed
 void reply; void seedAsStore
 
 // ---- Storex 0.6's API
-const socket: Connector = socketConnector({ address: 'ws://localhost:4000/storex', WebSocket, reconnectBase: 250, reconnectMax: 10_000, commitTimeout: 5000, pingInterval: 30_000 })
+const socket: Connector = socketConnector({ address: 'ws://localhost:4000/storex', WebSocket, reconnectBase: 250, reconnectMax: 10_000, commitTimeout: 5000, pingInterval: 30_000, maxInFlight: 64, fetch })
+socketConnector({ fetch: async (url, init) => ({ status: url.length + (init.credentials === 'include' ? 0 : 1), text: async () => 'no' }) })
 const ssr: Connector = httpConnector({ address: 'http://localhost:4000/storex', fetch })
 const todos = useStorex<Todos>({ store: 'Todos', params: { list: 1 }, connector: socket })
 const first: Todos | undefined = todos.state
 const session: string | undefined = todos.session
+const version: number | undefined = todos.version
+const epoch: string | undefined = todos.epoch
+void version; void epoch
 const unsubscribe: () => boolean = todos.subscribe((state) => state.todos.length)
 todos.onConnected(() => {})
 todos.onError((error) => error.message)
@@ -53,6 +57,12 @@ void next
 useStorex({ params: {} })
 // @ts-expect-error the state is read-only
 todos.state = { todos: [] }
+// @ts-expect-error the version is read-only
+todos.version = 1
+// @ts-expect-error maxInFlight is a number
+socketConnector({ maxInFlight: '256' })
+// @ts-expect-error the probe needs the response's status
+socketConnector({ fetch: async () => ({ text: async () => '' }) })
 // @ts-expect-error the state may be undefined before the join
 counter.state.counter
 // @ts-expect-error a connector comes from socketConnector or httpConnector

@@ -40,11 +40,17 @@ export function fakeWebSocket() {
       return this.sent.filter((message) => message.type === type)
     }
 
-    // Answers the last join of `store` as a server would.
-    acceptJoin(store, data, session = 'SESSION-1') {
+    // Answers the last join of `store` as a server would; `extra` adds fields such as a
+    // storex-rs server's epoch, version and token (PROTOCOL.md "Versions and resume").
+    acceptJoin(store, data, session = 'SESSION-1', extra = {}) {
       const join = this.sentOf('join').findLast((message) => message.store === store)
-      this.receive({ type: 'join', store, session, data, request: join.request })
+      this.receive({ type: 'join', store, session, data, request: join.request, ...extra })
       return join
+    }
+
+    // Answers a sent message (the object from `sent`) with `answer`, echoing its request id.
+    answer(message, answer) {
+      this.receive({ ...answer, request: message.request })
     }
 
     static get last() {
