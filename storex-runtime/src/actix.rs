@@ -211,7 +211,7 @@ fn protocol_close(error: &ProtocolError) -> Close {
         ProtocolError::Overflow => Close::too_big(),
         // actix-ws reports an over-long run of continuation frames as an I/O error.
         ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
-            Close::new(CloseCode::TOO_BIG, "Message too large.")
+            Close::too_big()
         }
         ProtocolError::Io(io) if is_invalid_utf8(io) => {
             tracing::info!(error = %io, "a text message is not UTF-8");

@@ -284,7 +284,11 @@ fn same_host(origin: &str, host: &str) -> bool {
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    match (valid_scheme, split_host_port(authority), split_host_port(host)) {
+    match (
+        valid_scheme,
+        split_host_port(authority),
+        split_host_port(host),
+    ) {
         (true, Some((origin_host, origin_port)), Some((host, host_port))) => {
             origin_host.eq_ignore_ascii_case(host)
                 && origin_port.or(default_port) == host_port.or(default_port)
@@ -297,7 +301,9 @@ fn same_host(origin: &str, host: &str) -> bool {
 /// empty, with user info, a path or a space, or a port that is not a number.
 fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
     if authority.is_empty()
-        || authority.contains(|c: char| matches!(c, '/' | '?' | '#' | '@' | '\\') || c.is_whitespace() || c.is_control())
+        || authority.contains(|c: char| {
+            matches!(c, '/' | '?' | '#' | '@' | '\\') || c.is_whitespace() || c.is_control()
+        })
     {
         return None;
     }
@@ -497,7 +503,10 @@ mod tests {
         let listed = Config::default().allowed_origins(["http://good"]);
         assert!(allowed(&listed, "http://good", "app.test"));
         assert!(!allowed(&listed, "http://evil", "app.test"));
-        assert!(!allowed(&listed, "http://app.test", "app.test"), "only the list");
+        assert!(
+            !allowed(&listed, "http://app.test", "app.test"),
+            "only the list"
+        );
         assert!(listed.origin_allowed(&request(None, Some("app.test"))));
 
         let any = Config::default().any_origin();

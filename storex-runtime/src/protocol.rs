@@ -314,7 +314,7 @@ impl CloseCode {
     pub const GOING_AWAY: u16 = 1001;
     /// A WebSocket protocol error.
     pub const PROTOCOL_ERROR: u16 = 1002;
-    /// The frame was not JSON or not a known message shape.
+    /// The frame was not JSON, not a known message shape, binary, or a text that is not UTF-8.
     pub const MALFORMED: u16 = 1007;
     /// The client broke a server policy (it does not read its messages, or its origin is refused).
     pub const POLICY: u16 = 1008;

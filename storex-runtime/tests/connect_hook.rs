@@ -1,4 +1,4 @@
-//! The connect hook (token auth with a signed token) and the Origin allow-list.
+//! The connect hook (token auth with a signed token) and the Origin policy.
 // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
 #![allow(clippy::expect_used)]
 
@@ -125,6 +125,114 @@ async fn the_origin_allow_list_refuses_other_pages() {
         Err(other) => panic!("expected a 403, got {other}"),
         Ok(_) => panic!("an evil origin was accepted"),
     }
+    let own = format!("http://{}", server.addr);
+    assert_eq!(
+        upgrade(&server, &[("origin", &own)]).await,
+        403,
+        "the list replaces the same-host default"
+    );
+}
+
+/// Extra request headers.
+type Headers<'a> = &'a [(&'static str, &'a str)];
+
+/// The status of a WebSocket upgrade with these extra headers: 101 when accepted.
+async fn upgrade(server: &TestServer, headers: Headers<'_>) -> u16 {
+    match Client::connect(&server.ws_url(), headers).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an answer, got {other}"),
+    }
+}
+
+#[actix_rt::test]
+async fn by_default_only_pages_of_the_same_host_connect() {
+    let server = TestServer::start(Config::default());
+    let port = server.addr.port();
+    let own = format!("http://{}", server.addr);
+    let other_port = format!("http://127.0.0.1:{}", port.wrapping_add(1));
+    let localhost = format!("http://LocalHost:{port}");
+    let localhost_host = format!("localhost:{port}");
+    let cases: [(&str, Headers<'_>, u16); 11] = [
+        ("the same host", &[("origin", &own)], 101),
+        ("no Origin (not a browser)", &[], 101),
+        (
+            "the same name in another case",
+            &[("origin", &localhost), ("host", &localhost_host)],
+            101,
+        ),
+        ("another host", &[("origin", "http://evil.test")], 403),
+        ("another port", &[("origin", &other_port)], 403),
+        ("an opaque origin", &[("origin", "null")], 403),
+        (
+            "port 80 left out of Host",
+            &[("origin", "http://app.test"), ("host", "app.test")],
+            101,
+        ),
+        (
+            "port 80 written in Host",
+            &[("origin", "http://app.test"), ("host", "app.test:80")],
+            101,
+        ),
+        (
+            "port 443 left out of Host",
+            &[("origin", "https://app.test"), ("host", "app.test")],
+            101,
+        ),
+        (
+            "port 80 written in the Origin",
+            &[("origin", "http://app.test:80"), ("host", "app.test")],
+            101,
+        ),
+        (
+            "a default port that is not the Host's",
+            &[("origin", "https://app.test"), ("host", "app.test:80")],
+            403,
+        ),
+    ];
+    for (case, headers, status) in cases {
+        assert_eq!(upgrade(&server, headers).await, status, "{case}");
+    }
+}
+
+#[actix_rt::test]
+async fn any_origin_accepts_every_page() {
+    let server = TestServer::start(Config::default().any_origin());
+    let other_port = format!("http://127.0.0.1:{}", server.addr.port().wrapping_add(1));
+    for origin in ["http://evil.test", "null", &other_port] {
+        assert_eq!(
+            upgrade(&server, &[("origin", origin)]).await,
+            101,
+            "{origin}"
+        );
+    }
+    assert_eq!(upgrade(&server, &[]).await, 101);
+    let url = server.http_url("store=Test.Counter");
+    let (status, _) = common::http_get_text(&url, &[("origin", "http://evil.test")]).await;
+    assert_eq!(status, 200);
+}
+
+#[actix_rt::test]
+async fn the_http_join_applies_the_origin_policy_to_pages() {
+    let server = TestServer::start(Config::default());
+    let url = server.http_url("store=Test.Counter");
+    let (status, body) = common::http_get_text(&url, &[("origin", "http://evil.test")]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (403, "This origin may not connect to this storex endpoint.")
+    );
+    let own = format!("http://{}", server.addr);
+    let (status, body) = common::http_get_text(&url, &[("origin", &own)]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = common::http_get_text(&url, &[]).await;
+    assert_eq!(status, 200, "no Origin (server-side rendering): {body}");
+
+    let listed = TestServer::start(Config::default().allowed_origins(["http://good.test"]));
+    let url = listed.http_url("store=Test.Counter");
+    let (status, _) = common::http_get_text(&url, &[("origin", "http://good.test")]).await;
+    assert_eq!(status, 200);
+    let (status, _) = common::http_get_text(&url, &[("origin", "http://evil.test")]).await;
+    assert_eq!(status, 403);
 }
 
 #[actix_rt::test]

@@ -240,12 +240,21 @@ impl RawSocket {
             .ok()
             .filter(|length| *length < 126)
             .expect("a short payload");
-        let mask: [u8; 4] = if masked { [0x37, 0xfa, 0x21, 0x3d] } else { [0; 4] };
+        let mask: [u8; 4] = if masked {
+            [0x37, 0xfa, 0x21, 0x3d]
+        } else {
+            [0; 4]
+        };
         let mut frame = vec![first, if masked { 0x80 | length } else { length }];
         if masked {
             frame.extend_from_slice(&mask);
         }
-        frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(byte, key)| byte ^ key));
+        frame.extend(
+            payload
+                .iter()
+                .zip(mask.iter().cycle())
+                .map(|(byte, key)| byte ^ key),
+        );
         self.stream.write_all(&frame).await.expect("send a frame");
     }
 
@@ -293,7 +302,10 @@ async fn the_raw_client_speaks_the_protocol() {
     let (opcode, payload) = socket.next().await;
     assert_eq!(opcode, TEXT);
     let pong: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
-    assert_eq!((&pong["type"], &pong["request"]), (&json!("pong"), &json!("one")));
+    assert_eq!(
+        (&pong["type"], &pong["request"]),
+        (&json!("pong"), &json!("one"))
+    );
 
     let message = r#"{"type":"ping","request":"été"}"#.as_bytes();
     let split = message.iter().position(|byte| *byte == 0xc3).expect("é") + 1;
@@ -313,7 +325,9 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
     let malformed = (1007, "Payload is malformed.".to_owned());
 
     let mut client = RawSocket::connect(&server).await;
-    client.send(FIN | TEXT, b"{\"type\":\"ping\xff\xfe\"}", true).await;
+    client
+        .send(FIN | TEXT, b"{\"type\":\"ping\xff\xfe\"}", true)
+        .await;
     assert_eq!(client.closed().await, malformed);
 
     // A message of continuation frames that ends in the middle of a character.
