@@ -143,6 +143,37 @@ pub(crate) struct Remembered {
 pub(crate) struct Answers {
     by_request: HashMap<Box<str>, Remembered>,
     order: VecDeque<Box<str>>,
+    /// About how many bytes they hold.
+    bytes: usize,
+}
+
+/// About how many bytes `answer` for `request` holds.
+fn size_of(request: &str, answer: &Remembered) -> usize {
+    let outcome = match &answer.outcome {
+        Ok(Some(reply)) => json_len(reply),
+        Ok(None) => 0,
+        Err(error) => error.len(),
+    };
+    // The key twice (map and order), the outcome, and the entry itself.
+    2 * request.len() + outcome + 64
+}
+
+/// The length of `value`'s JSON text, counted without building it.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 impl Answers {
@@ -159,14 +190,23 @@ impl Answers {
         if limit == 0 {
             return;
         }
+        if let Some(held) = self.by_request.get_mut(&request) {
+            // A request id used again (on a later connection): its newest answer counts.
+            self.bytes = self.bytes - size_of(&request, held) + size_of(&request, &answer);
+            *held = answer;
+            return;
+        }
         while self.order.len() >= limit {
-            if let Some(old) = self.order.pop_front() {
-                self.by_request.remove(&old);
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.by_request.remove(&old) {
+                self.bytes -= size_of(&old, &gone);
             }
         }
-        if self.by_request.insert(request.clone(), answer).is_none() {
-            self.order.push_back(request);
-        }
+        self.bytes += size_of(&request, &answer);
+        self.by_request.insert(request.clone(), answer);
+        self.order.push_back(request);
     }
 
     /// The answer to `request` given on a connection before `connection`: a request sent again
@@ -179,23 +219,14 @@ impl Answers {
 
     /// About how many bytes the remembered answers hold.
     pub(crate) fn bytes(&self) -> usize {
-        self.by_request
-            .iter()
-            .map(|(request, answer)| {
-                let outcome = match &answer.outcome {
-                    Ok(Some(reply)) => reply.to_string().len(),
-                    Ok(None) => 0,
-                    Err(error) => error.len(),
-                };
-                2 * request.len() + outcome + 64
-            })
-            .sum()
+        self.bytes
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).unwrap_or_else(|_| panic!("{text}"))
@@ -281,5 +312,27 @@ mod tests {
             .before(&Answers::key(&Value::from("r3")), 1)
             .is_some());
         assert!(answers.bytes() > 0);
+    }
+
+    #[test]
+    fn the_bytes_follow_what_is_remembered() {
+        let mut answers = Answers::default();
+        let answer = |outcome| Remembered {
+            connection: 0,
+            store: "S",
+            version: 1,
+            outcome,
+        };
+        let reply = json!({"a": [1, 2, 3]});
+        let reply_len = reply.to_string().len();
+        answers.remember("\"a".into(), answer(Ok(Some(reply))), 2);
+        assert_eq!(answers.bytes(), 2 * 2 + reply_len + 64);
+        answers.remember("\"b".into(), answer(Err("no".into())), 2);
+        assert_eq!(answers.bytes(), 2 * 2 + reply_len + 64 + 2 * 2 + 2 + 64);
+        // The same id again replaces its answer; a third id evicts the oldest.
+        answers.remember("\"b".into(), answer(Ok(None)), 2);
+        assert_eq!(answers.bytes(), 2 * 2 + reply_len + 64 + 2 * 2 + 64);
+        answers.remember("\"c".into(), answer(Ok(None)), 2);
+        assert_eq!(answers.bytes(), 2 * (2 * 2 + 64));
     }
 }

@@ -483,6 +483,7 @@ impl LocalSessions {
     /// server noticing yet).
     pub(crate) async fn claim(&self, id: &str, grace: Duration) -> Result<Claim, ClaimError> {
         let deadline = tokio::time::Instant::now() + grace;
+        let mut waited = false;
         loop {
             let detached = self.shared.detached.notified();
             let mut detached = std::pin::pin!(detached);
@@ -506,12 +507,12 @@ impl LocalSessions {
                         entry.attachment = Attachment::Ending;
                         return Err(ClaimError::Ended);
                     }
+                    Attachment::Attached if waited => return Err(ClaimError::Attached),
                     Attachment::Attached => {}
                 }
             }
-            if tokio::time::timeout_at(deadline, detached).await.is_err() {
-                return Err(ClaimError::Attached);
-            }
+            // Past the grace, one last look: it may have ended meanwhile.
+            waited = tokio::time::timeout_at(deadline, detached).await.is_err();
         }
     }
 }
