@@ -648,3 +648,37 @@ async fn an_idle_connection_is_closed_and_its_session_waits() {
         .await;
     assert_eq!(client.recv().await["resumed"], true);
 }
+
+#[actix_rt::test]
+async fn a_mutation_running_when_the_connection_drops_finishes_and_is_answered_once() {
+    let server = TestServer::start(Config::default());
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, json!({})).await;
+    let session = client.session.clone().expect("a session");
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    // An async mutation (20 ms), and the connection drops while it runs.
+    client
+        .send_json(&commit(&session, "slow_set", json!([42]), "slow"))
+        .await;
+    drop(client);
+    detached(&server, 1).await;
+
+    let mut client = server.connect().await;
+    let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
+    client
+        .send_json(&resume(&session, &token, stores, "r"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(
+        answer["stores"][0]["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 42}]),
+        "{answer}"
+    );
+    client
+        .send_json(&commit(&session, "slow_set", json!([42]), "slow"))
+        .await;
+    let again = client.recv().await;
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(again["message"], 42);
+    assert_eq!(again["version"], 1);
+}
