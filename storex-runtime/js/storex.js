@@ -250,6 +250,9 @@ class SocketConnection {
   // reported lost and every store joins afresh.
   resumed(answer, asked) {
     this.resuming = false
+    // The socket dropped before the answer: the session may still be there; the next socket asks
+    // again (a close code of a server that does not know `resume` refuses it instead).
+    if (answer.type === 'closed' && !FATAL[this.dropped]) return
     if (!answer.resumed) {
       this.token = null
       for (const [request, entry] of this.answers) {

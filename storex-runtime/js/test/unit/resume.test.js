@@ -344,16 +344,27 @@ test('an error answer to the resume is a refusal too', async (t) => {
   assert.equal(ws.sentOf('join').length, 1)
 })
 
-test('a socket that closes before the resume answer: the kept commits reject, the next socket joins afresh', async (t) => {
+test('a socket that drops before the resume answer: the commits stay kept and the next socket asks again', async (t) => {
   const env = dropped(t)
   const { counter, first, WebSocket } = env
-  const lost = counter.commit('x')
+  let settled = false
+  const kept = counter.commit('x').finally(() => (settled = true))
+  const request = first.sentOf('mutation')[0].request
   first.serverClose(1006)
   const ws = reconnect(env)
-  ws.serverClose(1011)
-  await assert.rejects(lost, /closed \(1011\) and the session could not be resumed \(the connection closed \(1011\)\)/)
+  assert.deepEqual(ws.sent.map((message) => message.type), ['resume'])
+  ws.serverClose(1006)
+  await flush()
+  assert.equal(settled, false, 'the commit is neither resolved nor rejected')
   const next = reconnect(env)
-  assert.deepEqual(next.sent.map((message) => message.type), ['join'])
+  assert.deepEqual(next.sent.map((message) => message.type), ['resume'])
+  assert.equal(next.sent[0].token, 'T1')
+  next.answer(next.sent[0], { type: 'resume', session: 'S1', resumed: true, token: 'T2', stores: [{ store: 'Counter', epoch: 'E1', version: 1, diff: [set(['counter'], 1)] }] })
+  const again = next.sentOf('mutation')
+  assert.deepEqual(again.map((message) => message.request), [request], 'sent again under its id')
+  answerMutation(next, 0, { diff: [], epoch: 'E1', version: 1, replayed: true, message: 'done' })
+  assert.equal(await kept, 'done')
+  assert.equal(counter.state.counter, 1)
   assert.equal(WebSocket.instances.length, 3)
 })
 
