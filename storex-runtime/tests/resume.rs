@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::stores::{counter_inits, terminated, Counter};
-use common::{Closed, TestServer, PATIENCE};
+use common::{Client, Closed, TestServer, PATIENCE};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -64,6 +64,31 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_secs()
+}
+
+/// A client that joined Counter with `params`: the client, the join answer, its session and its
+/// resume token.
+async fn join_counter(server: &TestServer, params: Value) -> (Client, Value, String, String) {
+    let mut client = server.connect().await;
+    let joined = client.join(COUNTER, params).await;
+    let session = client.session.clone().expect("a session");
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    (client, joined, session, token)
+}
+
+/// A new connection whose first message resumes `session`.
+async fn resume_on(
+    server: &TestServer,
+    session: &str,
+    token: &str,
+    stores: Value,
+    request: &str,
+) -> Client {
+    let mut client = server.connect().await;
+    client
+        .send_json(&resume(session, token, stores, request))
+        .await;
+    client
 }
 
 /// A mutation frame with an explicit request id.
@@ -123,10 +148,7 @@ async fn every_frame_that_carries_state_carries_its_epoch_and_version() {
 #[actix_rt::test]
 async fn a_dropped_connection_detaches_the_session_and_a_resume_brings_back_what_was_missed() {
     let server = TestServer::start(Config::default());
-    let mut client = server.connect().await;
-    let joined = client.join(COUNTER, json!({"start": 5})).await;
-    let session = client.session.clone().expect("a session");
-    let token = joined["token"].as_str().expect("a token").to_owned();
+    let (mut client, _, session, token) = join_counter(&server, json!({"start": 5})).await;
     let answer = client.commit(COUNTER, "increase", json!([])).await;
     let (epoch, version) = held(&answer);
     assert_eq!(version, 1);
@@ -147,11 +169,8 @@ async fn a_dropped_connection_detaches_the_session_and_a_resume_brings_back_what
         .expect("the detached session runs it");
     assert!(server.hub.detached().history_bytes > 0);
 
-    let mut client = server.connect().await;
     let stores = json!([{"store": COUNTER, "epoch": epoch, "version": version}]);
-    client
-        .send_json(&resume(&session, &token, stores, "r1"))
-        .await;
+    let mut client = resume_on(&server, &session, &token, stores, "r1").await;
     let answer = client.recv().await;
     assert_eq!(answer["type"], "resume", "{answer}");
     assert_eq!(answer["resumed"], true, "{answer}");
@@ -193,10 +212,7 @@ fn answer_token(answer: &Value, older: &str) -> String {
 #[actix_rt::test]
 async fn a_client_past_the_history_or_of_another_epoch_gets_the_whole_state() {
     let server = TestServer::start(Config::default().history(2, 1024));
-    let mut client = server.connect().await;
-    let joined = client.join(COUNTER, json!({})).await;
-    let session = client.session.clone().expect("a session");
-    let token = joined["token"].as_str().expect("a token").to_owned();
+    let (mut client, joined, session, token) = join_counter(&server, json!({})).await;
     let (epoch, _) = held(&joined);
     for _ in 0..3 {
         client.commit(COUNTER, "increase", json!([])).await;
@@ -226,11 +242,8 @@ async fn a_client_past_the_history_or_of_another_epoch_gets_the_whole_state() {
     let token = answer["token"].as_str().expect("a token").to_owned();
     drop(client);
     detached(&server, 1).await;
-    let mut client = server.connect().await;
     let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 2}]);
-    client
-        .send_json(&resume(&session, &token, stores, "r"))
-        .await;
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
     let answer = client.recv().await;
     assert_eq!(
         answer["stores"][0]["diff"],
@@ -239,11 +252,8 @@ async fn a_client_past_the_history_or_of_another_epoch_gets_the_whole_state() {
     let token = answer["token"].as_str().expect("a token").to_owned();
     drop(client);
     detached(&server, 1).await;
-    let mut client = server.connect().await;
     let stores = json!([{"store": COUNTER, "epoch": "0123456789abcdef", "version": 3}]);
-    client
-        .send_json(&resume(&session, &token, stores, "r"))
-        .await;
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
     let answer = client.recv().await;
     assert_eq!(answer["stores"][0]["data"]["counter"], 3, "{answer}");
 }
@@ -252,10 +262,7 @@ async fn a_client_past_the_history_or_of_another_epoch_gets_the_whole_state() {
 /// id, its token and the client's epoch.
 async fn detached_session(config: Config) -> (TestServer, String, String, String) {
     let server = TestServer::start(config.resume_key(KEY));
-    let mut client = server.connect().await;
-    let joined = client.join(COUNTER, json!({"start": 7})).await;
-    let session = client.session.clone().expect("a session");
-    let token = joined["token"].as_str().expect("a token").to_owned();
+    let (client, joined, session, token) = join_counter(&server, json!({"start": 7})).await;
     drop(client);
     detached(&server, 1).await;
     (server, session, token, held(&joined).0)
@@ -264,9 +271,8 @@ async fn detached_session(config: Config) -> (TestServer, String, String, String
 /// Sends a resume as a new connection's first message; the refusal's error. The connection is a
 /// fresh session: a join runs init and gives a fresh state.
 async fn refused(server: &TestServer, session: &str, token: &str, epoch: &str) -> String {
-    let mut client = server.connect().await;
     let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
-    client.send_json(&resume(session, token, stores, "r")).await;
+    let mut client = resume_on(server, session, token, stores, "r").await;
     let answer = client.recv().await;
     assert_eq!(answer["type"], "resume", "{answer}");
     assert_eq!(answer["resumed"], false, "{answer}");
@@ -324,10 +330,7 @@ async fn forged_expired_and_other_session_tokens_get_a_fresh_session() {
     );
     // After all that the session is still detached, and its real token takes it back.
     assert_eq!(server.hub.detached().sessions, 1);
-    let mut client = server.connect().await;
-    client
-        .send_json(&resume(&session, &token, json!([]), "r"))
-        .await;
+    let mut client = resume_on(&server, &session, &token, json!([]), "r").await;
     assert_eq!(client.recv().await["resumed"], true);
 }
 
@@ -358,16 +361,10 @@ async fn a_session_attached_to_another_connection_is_not_handed_over() {
 async fn a_resume_right_after_the_drop_waits_for_the_server_to_notice_it() {
     let server = TestServer::start(Config::default());
     for _ in 0..5 {
-        let mut client = server.connect().await;
-        let joined = client.join(COUNTER, json!({})).await;
-        let session = client.session.clone().expect("a session");
-        let token = joined["token"].as_str().expect("a token").to_owned();
+        let (client, _, session, token) = join_counter(&server, json!({})).await;
         // No waiting for the server to see the drop.
         drop(client);
-        let mut client = server.connect().await;
-        client
-            .send_json(&resume(&session, &token, json!([]), "r"))
-            .await;
+        let mut client = resume_on(&server, &session, &token, json!([]), "r").await;
         let answer = client.recv().await;
         assert_eq!(answer["resumed"], true, "{answer}");
         client.close().await;
@@ -410,10 +407,7 @@ async fn a_resume_must_be_the_first_message_and_needs_resume_enabled() {
         terminated(&session)
     })
     .await;
-    let mut client = server.connect().await;
-    client
-        .send_json(&resume(&session, "1.00", json!([]), "r"))
-        .await;
+    let mut client = resume_on(&server, &session, "1.00", json!([]), "r").await;
     let answer = client.recv().await;
     assert_eq!(answer["error"], "This server does not resume sessions.");
 }
@@ -475,10 +469,7 @@ async fn the_oldest_detached_sessions_go_first_past_the_count_limit() {
         format!("Session {} cannot be resumed: it has ended.", sessions[0].0)
     );
     for (session, token) in &sessions[1..] {
-        let mut client = server.connect().await;
-        client
-            .send_json(&resume(session, token, json!([]), "r"))
-            .await;
+        let mut client = resume_on(&server, session, token, json!([]), "r").await;
         assert_eq!(client.recv().await["resumed"], true);
     }
 }
@@ -521,10 +512,7 @@ async fn the_oldest_detached_sessions_go_first_past_the_byte_limit() {
 #[actix_rt::test]
 async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() {
     let server = TestServer::start(Config::default());
-    let mut client = server.connect().await;
-    let joined = client.join(COUNTER, json!({})).await;
-    let session = client.session.clone().expect("a session");
-    let token = joined["token"].as_str().expect("a token").to_owned();
+    let (mut client, joined, session, token) = join_counter(&server, json!({})).await;
     let epoch = held(&joined).0;
     // Four mutations whose answers are lost to the client: it drops right after they come.
     client
@@ -546,11 +534,8 @@ async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() 
     drop(client);
     detached(&server, 1).await;
 
-    let mut client = server.connect().await;
     let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
-    client
-        .send_json(&resume(&session, &token, stores, "r"))
-        .await;
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
     let answer = client.recv().await;
     assert_eq!(answer["stores"][0]["version"], 3, "{answer}");
     // Sent again with the same ids, and one new.
@@ -633,29 +618,20 @@ async fn a_graceful_stop_ends_detached_sessions_too() {
 #[actix_rt::test]
 async fn an_idle_connection_is_closed_and_its_session_waits() {
     let server = TestServer::start(Config::default().idle_timeout(Duration::from_millis(300)));
-    let mut client = server.connect().await;
-    let joined = client.join(COUNTER, json!({})).await;
-    let session = client.session.clone().expect("a session");
-    let token = joined["token"].as_str().expect("a token").to_owned();
+    let (mut client, _, session, token) = join_counter(&server, json!({})).await;
     assert_eq!(
         client.next().await,
         Err(Closed::Frame(1000, "Idle timeout.".into()))
     );
     detached(&server, 1).await;
-    let mut client = server.connect().await;
-    client
-        .send_json(&resume(&session, &token, json!([]), "r"))
-        .await;
+    let mut client = resume_on(&server, &session, &token, json!([]), "r").await;
     assert_eq!(client.recv().await["resumed"], true);
 }
 
 #[actix_rt::test]
 async fn a_mutation_running_when_the_connection_drops_finishes_and_is_answered_once() {
     let server = TestServer::start(Config::default());
-    let mut client = server.connect().await;
-    let joined = client.join(COUNTER, json!({})).await;
-    let session = client.session.clone().expect("a session");
-    let token = joined["token"].as_str().expect("a token").to_owned();
+    let (mut client, joined, session, token) = join_counter(&server, json!({})).await;
     // An async mutation (20 ms), and the connection drops while it runs.
     client
         .send_json(&commit(&session, "slow_set", json!([42]), "slow"))
@@ -663,11 +639,8 @@ async fn a_mutation_running_when_the_connection_drops_finishes_and_is_answered_o
     drop(client);
     detached(&server, 1).await;
 
-    let mut client = server.connect().await;
     let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
-    client
-        .send_json(&resume(&session, &token, stores, "r"))
-        .await;
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
     let answer = client.recv().await;
     assert_eq!(
         answer["stores"][0]["diff"],
