@@ -132,7 +132,11 @@ async fn entry(
         .max_continuation_size(max_frame);
     let span = tracing::info_span!("connection", session = %accepted.session_id());
     span.in_scope(|| tracing::info!(peer = ?request.peer_addr(), "connected"));
-    let socket = WebSocket { session, stream };
+    let socket = WebSocket {
+        session,
+        stream,
+        failed: false,
+    };
     actix_web::rt::spawn(accepted.serve(socket).instrument(span));
     response
 }
@@ -162,11 +166,14 @@ fn connect_request(request: &HttpRequest) -> ConnectRequest {
 struct WebSocket {
     session: actix_ws::Session,
     stream: AggregatedMessageStream,
+    /// Whether reading the connection failed (it dropped): what was read before still counts.
+    failed: bool,
 }
 
-impl Transport for WebSocket {
-    async fn recv(&mut self) -> Incoming {
-        match self.stream.recv().await {
+impl WebSocket {
+    /// What the next message means; `None` to read on.
+    async fn next(&mut self) -> Option<Incoming> {
+        let incoming = match self.stream.recv().await {
             Some(Ok(AggregatedMessage::Text(text))) => Incoming::Text(text.to_string()),
             Some(Ok(AggregatedMessage::Binary(_))) => Incoming::Binary,
             Some(Ok(AggregatedMessage::Ping(bytes))) => match self.session.pong(&bytes).await {
@@ -179,12 +186,28 @@ impl Transport for WebSocket {
                 Incoming::Closed
             }
             // The connection failed or ended in the middle of a frame: the network dropped.
+            // actix-ws reports it before the frames it had read whole; they are read first.
             Some(Err(ProtocolError::Io(io))) if is_connection_failure(&io) => {
                 tracing::debug!(error = %io, "the connection failed");
+                if !self.failed {
+                    self.failed = true;
+                    return None;
+                }
                 Incoming::Lost
             }
             Some(Err(error)) => Incoming::Violation(protocol_close(&error)),
             None => Incoming::Lost,
+        };
+        Some(incoming)
+    }
+}
+
+impl Transport for WebSocket {
+    async fn recv(&mut self) -> Incoming {
+        loop {
+            if let Some(incoming) = self.next().await {
+                return incoming;
+            }
         }
     }
 

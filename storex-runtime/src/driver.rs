@@ -158,6 +158,8 @@ pub(crate) async fn drive(
     if let Some(close) = end.close {
         send_close(&mut transport, close, limits.send).await;
     }
+    // The socket goes now, whatever the session does next (a detached one may wait minutes).
+    drop(transport);
     if end.detach && limits.resumable && connection.holds_stores() {
         detached(connection, watch.inbox).await;
     } else {

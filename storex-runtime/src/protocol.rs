@@ -92,9 +92,11 @@ impl ClientMessage {
 /// intermediate tree and then deserialize the variant from it, which was the largest cost storex
 /// added to a mutation's round trip (see docs/BENCHMARKS.md).
 ///
-/// It accepts a subset of what the tagged enum accepts, with the same result; anything it does
-/// not accept (a field of an unexpected type that the variant would ignore, a malformed frame)
-/// goes to the tagged enum, so the answer to every frame is the enum's.
+/// It gives the tagged enum's result for every frame the enum accepts; anything it does not
+/// accept (a field of an unexpected type that the variant would ignore, a malformed frame) goes to
+/// the tagged enum. One difference, on purpose: fields it does not read are skipped without being
+/// built, so a value nested deeper than serde_json's recursion limit there is accepted (the enum,
+/// which buffers every field, refuses it).
 #[derive(Deserialize)]
 struct Fields<'a> {
     #[serde(rename = "type", borrow)]
