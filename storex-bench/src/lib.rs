@@ -5,15 +5,22 @@
 //! - [`round_trip`]: N connections × M mutations at pipeline depth D, every answer verified.
 //! - [`sessions`]: N idle joined sessions (resident memory per session, join rate) and the
 //!   fan-out of one server-side mutation to all of them.
+//! - [`soak`]: N clients × M mutations with every socket killed at random moments and resumed,
+//!   server-side mutations interleaved; nothing lost, nothing applied twice (issue 10).
+//! - [`fuzz`]: generated frames (valid, truncated, mutated, deeply nested, forged resumes) through
+//!   the session core over an in-memory transport, and generated state pairs through diff and
+//!   apply; every frame answered or closed with a listed code, no panic (issue 10).
 //!
 //! The `storex-bench` binary starts the server as a child process (its resident memory is read
 //! from `/proc/<pid>/status`) and reports every figure next to the echo measured in the same run.
 //! See docs/BENCHMARKS.md.
 
 pub mod client;
+pub mod fuzz;
 pub mod round_trip;
 pub mod server;
 pub mod sessions;
+pub mod soak;
 pub mod stats;
 
 /// The resident set of process `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).

@@ -70,15 +70,23 @@ impl RoundTripReport {
 /// with a counter and request id of `mutations`'s digits.
 pub fn storex_answer_len(mutations: u64) -> usize {
     let value = json!(mutations);
+    let diff = [Change::Update {
+        path: vec![PathSegment::Key("counter".into())],
+        value: value.clone(),
+    }];
+    let Ok(diff) = serde_json::value::to_raw_value(&diff) else {
+        return 0;
+    };
     ServerMessage::Mutation {
         store: crate::server::STORE,
         session: client::FAKE_SESSION,
-        diff: &[Change::Update {
-            path: vec![PathSegment::Key("counter".into())],
-            value: value.clone(),
-        }],
+        diff: &diff,
         message: None,
         request: Some(&value),
+        // An epoch is 16 characters; the version grows with the count of mutations.
+        epoch: Some("0123456789abcdef"),
+        version: Some(mutations),
+        replayed: false,
     }
     .encode()
     .len()

@@ -51,8 +51,18 @@ pub struct ServerOptions {
 /// Routes: `/storex` (the store), `/echo?pad=N` (echo), `POST /bench/mutate` (fan-out trigger),
 /// `GET /bench/sessions` (the hub's live session count).
 pub fn bind(options: &ServerOptions) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    bind_tuned(options, &Tuning::default())
+}
+
+/// [`bind`] with the endpoint's resume settings changed by `tuning` (the soak's short TTL).
+/// Also routes `POST /bench/soak/tick` (the soak's server-side mutation) and `GET /bench/stats`
+/// (live and detached sessions).
+pub fn bind_tuned(
+    options: &ServerOptions,
+    tuning: &Tuning,
+) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     // Idle sessions must outlive a 10,000-session measure; everything else is the default.
-    let config = Config::new("/storex").idle_timeout(Duration::from_secs(600));
+    let config = tuning.apply(Config::new("/storex").idle_timeout(Duration::from_secs(600)));
     let hub = config.hub().clone();
     let echoes = web::Data::new(EchoSessions::default());
     let server = HttpServer::new(move || {
@@ -63,6 +73,8 @@ pub fn bind(options: &ServerOptions) -> std::io::Result<(actix_web::dev::Server,
             .route("/echo", web::get().to(echo))
             .route("/bench/mutate", web::post().to(mutate))
             .route("/bench/sessions", web::get().to(sessions))
+            .route("/bench/soak/tick", web::post().to(soak_tick))
+            .route("/bench/stats", web::get().to(stats))
             .route("/bench/echo-broadcast", web::post().to(echo_broadcast))
     })
     .workers(options.workers.max(1))
@@ -118,10 +130,11 @@ struct EchoSessions {
     inboxes: std::sync::Mutex<Vec<tokio::sync::mpsc::Sender<()>>>,
 }
 
-/// What the echo pushes: a storex push of the counter's first increase, byte for byte.
+/// What the echo pushes: a storex push of the counter's first increase, byte for byte (an epoch
+/// is 16 characters).
 pub fn echo_push() -> String {
     format!(
-        r#"{{"type":"mutation","store":"{STORE}","session":"{}","diff":[{{"a":"u","p":["counter"],"t":1}}]}}"#,
+        r#"{{"type":"mutation","store":"{STORE}","session":"{}","diff":[{{"a":"u","p":["counter"],"t":1}}],"epoch":"0123456789abcdef","version":1}}"#,
         crate::client::FAKE_SESSION
     )
 }
@@ -212,4 +225,142 @@ async fn echo(
         let _ = socket.close(None).await;
     });
     response
+}
+
+/// The name soak clients join by.
+pub const SOAK_STORE: &str = "Bench.Soak";
+
+/// The soak's store: each client appends its own numbers; the soak driver ticks every instance
+/// from the server side in between.
+#[derive(Store, Serialize, Clone, Debug)]
+#[store(name = "Bench.Soak")]
+pub struct Soak {
+    /// The numbers `append` pushed, in the order the mutations ran.
+    pub mine: Vec<u64>,
+    /// How many server-side `tick`s reached this instance.
+    pub ticks: u64,
+}
+
+#[storex::mutations]
+impl Soak {
+    #[init]
+    fn init() -> Self {
+        Soak {
+            mine: Vec::new(),
+            ticks: 0,
+        }
+    }
+
+    #[mutation("append")]
+    fn append(&mut self, n: u64) {
+        self.mine.push(n);
+    }
+
+    #[mutation("tick")]
+    fn tick(&mut self) {
+        self.ticks += 1;
+    }
+}
+
+/// Changes to the endpoint's resume settings; `None` keeps the runtime's default. The server
+/// binary reads them from the environment ([`Tuning::from_env`]).
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// `STOREX_BENCH_RESUME_TTL_MS`: how long a detached session waits for its client.
+    pub resume_ttl: Option<Duration>,
+    /// `STOREX_BENCH_HISTORY=DIFFS,BYTES`: the diffs kept per instance for a resume.
+    pub history: Option<(usize, usize)>,
+    /// `STOREX_BENCH_MAX_DETACHED=SESSIONS,BYTES`: the bounds of detached sessions.
+    pub max_detached: Option<(usize, usize)>,
+    /// `STOREX_BENCH_REMEMBERED_REQUESTS`: the mutation answers a session remembers (0 shows
+    /// what the soak finds without them: mutations applied twice).
+    pub remembered_requests: Option<usize>,
+}
+
+impl Tuning {
+    /// The tuning the environment asks for; an unreadable value is an error.
+    pub fn from_env() -> Result<Self, String> {
+        fn var(name: &str) -> Option<String> {
+            std::env::var(name).ok().filter(|value| !value.is_empty())
+        }
+        fn pair(name: &str) -> Result<Option<(usize, usize)>, String> {
+            var(name)
+                .map(|value| {
+                    value
+                        .split_once(',')
+                        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                        .ok_or_else(|| format!("{name}: expected N,BYTES, got {value:?}"))
+                })
+                .transpose()
+        }
+        let resume_ttl = var("STOREX_BENCH_RESUME_TTL_MS")
+            .map(|value| {
+                value
+                    .parse()
+                    .map(Duration::from_millis)
+                    .map_err(|_| format!("STOREX_BENCH_RESUME_TTL_MS: not a number: {value:?}"))
+            })
+            .transpose()?;
+        let remembered_requests = var("STOREX_BENCH_REMEMBERED_REQUESTS")
+            .map(|value| {
+                value.parse().map_err(|_| {
+                    format!("STOREX_BENCH_REMEMBERED_REQUESTS: not a number: {value:?}")
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            resume_ttl,
+            history: pair("STOREX_BENCH_HISTORY")?,
+            max_detached: pair("STOREX_BENCH_MAX_DETACHED")?,
+            remembered_requests,
+        })
+    }
+
+    /// `config` with these changes.
+    pub fn apply(&self, mut config: Config) -> Config {
+        if let Some(ttl) = self.resume_ttl {
+            config = config.resume_ttl(ttl);
+        }
+        if let Some((diffs, bytes)) = self.history {
+            config = config.history(diffs, bytes);
+        }
+        if let Some((sessions, bytes)) = self.max_detached {
+            config = config.max_detached(sessions, bytes);
+        }
+        if let Some(answers) = self.remembered_requests {
+            config = config.remembered_requests(answers);
+        }
+        config
+    }
+}
+
+async fn soak_tick(hub: web::Data<Hub>) -> HttpResponse {
+    let trigger_unix_ns = unix_ns();
+    match hub.mutate(storex::mutation!(Soak, "tick")) {
+        Ok(reached) => HttpResponse::Ok().json(Triggered {
+            trigger_unix_ns,
+            reached,
+        }),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+    }
+}
+
+/// The answer of `GET /bench/stats`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Stats {
+    /// Live sessions (attached or detached).
+    pub sessions: usize,
+    /// Detached sessions (waiting for a resume).
+    pub detached: usize,
+    /// The bytes of history the detached sessions hold.
+    pub detached_bytes: usize,
+}
+
+async fn stats(hub: web::Data<Hub>) -> HttpResponse {
+    let detached = hub.detached();
+    HttpResponse::Ok().json(Stats {
+        sessions: hub.session_count(),
+        detached: detached.sessions,
+        detached_bytes: detached.history_bytes,
+    })
 }

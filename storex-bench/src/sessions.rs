@@ -262,7 +262,8 @@ async fn session(
     if let Err(error) = &received {
         let _ = events.send(Event::Failed(error.clone()));
     }
-    drop(socket);
+    // A close frame: the session ends at once instead of waiting for a resume.
+    let _ = socket.close(None).await;
     received
 }
 

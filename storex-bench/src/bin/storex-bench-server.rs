@@ -2,10 +2,14 @@
 //! at `POST /bench/mutate`. Prints `LISTENING <addr>` once bound.
 //!
 //! `storex-bench-server [--addr 127.0.0.1:0] [--workers N]`
+//!
+//! The resume settings come from the environment (see `Tuning`): `STOREX_BENCH_RESUME_TTL_MS`,
+//! `STOREX_BENCH_HISTORY=DIFFS,BYTES`, `STOREX_BENCH_MAX_DETACHED=SESSIONS,BYTES`,
+//! `STOREX_BENCH_REMEMBERED_REQUESTS`.
 
 use std::io::Write;
 
-use storex_bench::server::{bind, ServerOptions};
+use storex_bench::server::{bind_tuned, ServerOptions, Tuning};
 
 fn main() -> std::io::Result<()> {
     let mut options = ServerOptions {
@@ -27,8 +31,9 @@ fn main() -> std::io::Result<()> {
             "the benchmark server listens on loopback only",
         ));
     }
+    let tuning = Tuning::from_env().map_err(std::io::Error::other)?;
     actix_web::rt::System::new().block_on(async move {
-        let (server, addr) = bind(&options)?;
+        let (server, addr) = bind_tuned(&options, &tuning)?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "LISTENING {addr}")?;
         stdout.flush()?;

@@ -7,7 +7,16 @@
 //!              [--depths 1,16] [--rounds 5] [--sessions 10000] [--concurrency 256] [--sources 16]
 //!              [--no-fan-out] [--server-workers 2] [--client-threads 2] [--server-env KEY=VALUE]…
 //!              [--server-bin PATH]
+//! storex-bench --scenario soak [--clients 1000] [--mutations 1000] [--kills 3] [--window 32]
+//!              [--tick-ms 50] [--ttl-ms 15000] [--reconnect-ms 500] [--seed 10] [--repeat 1]
+//!              (and the server and client
+//!              flags above; --repeat runs the soak again on the same server, seed + 1 …)
+//! storex-bench --scenario fuzz [--inputs 10000000] [--seed 1] [--client-threads 2]
 //! ```
+//!
+//! The soak (issue 10) is not part of `all`: see `storex_bench::soak` and docs/BENCHMARKS.md.
+//! Nor is the fuzz (issue 10), which runs in this process (no server child; one worker per
+//! client thread): see `storex_bench::fuzz`. It exits with 1 on any failure.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -15,8 +24,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use storex_bench::fuzz::{self, Fuzz};
 use storex_bench::round_trip::{self, RoundTrip, RoundTripReport, Target};
 use storex_bench::sessions::{self, Sessions, SessionsReport};
+use storex_bench::soak::{self, Soak, SoakReport};
 use storex_bench::stats::{ms, Percentiles};
 
 #[derive(Debug, Clone)]
@@ -34,6 +45,10 @@ struct Options {
     client_threads: usize,
     server_env: Vec<(String, String)>,
     server_bin: Option<PathBuf>,
+    soak: Soak,
+    soak_repeat: usize,
+    fuzz_inputs: u64,
+    fuzz_seed: u64,
 }
 
 fn parse() -> Result<Options, String> {
@@ -51,7 +66,12 @@ fn parse() -> Result<Options, String> {
         client_threads: 2,
         server_env: Vec::new(),
         server_bin: None,
+        soak: Soak::default(),
+        soak_repeat: 1,
+        fuzz_inputs: 10_000_000,
+        fuzz_seed: 1,
     };
+    let mut soak_mutations = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--no-fan-out" {
@@ -67,7 +87,10 @@ fn parse() -> Result<Options, String> {
         match flag.as_str() {
             "--scenario" => options.scenario = value,
             "--connections" => options.connections = number(&value)?,
-            "--mutations" => options.mutations = number(&value)? as u64,
+            "--mutations" => {
+                options.mutations = number(&value)? as u64;
+                soak_mutations = Some(options.mutations);
+            }
             "--depths" => {
                 options.depths = value.split(',').map(number).collect::<Result<_, _>>()?
             }
@@ -86,12 +109,29 @@ fn parse() -> Result<Options, String> {
                 options.server_env.push((key.into(), value.into()));
             }
             "--server-bin" => options.server_bin = Some(value.into()),
+            "--clients" => options.soak.clients = number(&value)?,
+            "--kills" => {
+                options.soak.kills = u32::try_from(number(&value)?).unwrap_or(u32::MAX);
+            }
+            "--window" => options.soak.window = number(&value)?.clamp(1, 256),
+            "--tick-ms" => options.soak.tick_every = millis(number(&value)?),
+            "--ttl-ms" => options.soak.resume_ttl = millis(number(&value)?),
+            "--repeat" => options.soak_repeat = number(&value)?.max(1),
+            "--reconnect-ms" => options.soak.reconnect_base = millis(number(&value)?),
+            "--seed" => {
+                options.soak.seed = number(&value)? as u64;
+                options.fuzz_seed = options.soak.seed;
+            }
+            "--inputs" => options.fuzz_inputs = number(&value)? as u64,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if !["all", "round-trip", "sessions"].contains(&options.scenario.as_str()) {
+    if !["all", "round-trip", "sessions", "soak", "fuzz"].contains(&options.scenario.as_str()) {
         return Err(format!("unknown scenario {}", options.scenario));
     }
+    options.soak.mutations = soak_mutations.unwrap_or(options.soak.mutations);
+    options.soak.sources = options.sources;
+    options.soak.concurrency = options.concurrency;
     Ok(options)
 }
 
@@ -355,6 +395,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if options.scenario == "fuzz" {
+        std::process::exit(fuzz_scenario(&options));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.client_threads)
         .enable_all()
@@ -381,6 +424,9 @@ fn main() {
     );
     println!();
     let outcome = runtime.block_on(async {
+        if options.scenario == "soak" {
+            return soak_scenario(&options).await;
+        }
         if options.scenario != "sessions" {
             round_trips(&options).await?;
         }
@@ -392,5 +438,227 @@ fn main() {
     if let Err(error) = outcome {
         eprintln!("storex-bench: a measure failed its verification: {error}");
         std::process::exit(1);
+    }
+}
+
+fn millis(ms: usize) -> Duration {
+    Duration::from_millis(ms as u64)
+}
+
+/// The soak on a fresh server with the soak's resume TTL: a small warm-up soak first (so that
+/// the baseline includes what the first sessions set up once), then the measured one, `--repeat`
+/// times (each round's baseline is the memory the previous one left: growth from round to round
+/// would be a leak, a high level that stays is the allocator keeping what it was given).
+async fn soak_scenario(options: &Options) -> Result<(), String> {
+    let mut options = options.clone();
+    let ttl_ms = options.soak.resume_ttl.as_millis().to_string();
+    if !options
+        .server_env
+        .iter()
+        .any(|(key, _)| key == "STOREX_BENCH_RESUME_TTL_MS")
+    {
+        options
+            .server_env
+            .push(("STOREX_BENCH_RESUME_TTL_MS".into(), ttl_ms));
+    }
+    let server = Server::start(&options)?;
+    let started = std::time::Instant::now();
+    let at_start = server.rss_kib();
+    let measure = options.soak;
+    println!(
+        "## Soak: {} clients × {} mutations, {} kills each, window {}, a tick every {} ms, resume TTL {} ms, reconnect base {} ms, seed {}",
+        measure.clients,
+        measure.mutations,
+        measure.kills,
+        measure.window,
+        measure.tick_every.as_millis(),
+        measure.resume_ttl.as_millis(),
+        measure.reconnect_base.as_millis(),
+        measure.seed
+    );
+    println!();
+    let warm_up = Soak {
+        clients: 4,
+        mutations: 50,
+        kills: 1,
+        seed: measure.seed ^ 0x5eed,
+        ..measure
+    };
+    let warmed = soak::run(server.addr, warm_up, || None).await?;
+    if !warmed.passed() {
+        print_soak(&warmed);
+        return Err("the warm-up soak failed its checks".into());
+    }
+    let mut passed = true;
+    let mut afters = Vec::new();
+    for round in 0..options.soak_repeat {
+        let measure = Soak {
+            seed: measure.seed + round as u64,
+            ..measure
+        };
+        if options.soak_repeat > 1 {
+            println!("### Round {} (seed {})", round + 1, measure.seed);
+            println!();
+        }
+        let report = soak::run(server.addr, measure, || server.rss_kib()).await?;
+        print_soak(&report);
+        passed &= report.passed();
+        afters.extend(
+            report
+                .rss
+                .map(|rss| format!("{:.1}", rss.after as f64 / 1024.0)),
+        );
+    }
+    if options.soak_repeat > 1 {
+        println!("Server RSS after each round: {} MiB.", afters.join(", "));
+    }
+    if let Some(at_start) = at_start {
+        println!(
+            "Server resident memory right after start: {:.1} MiB (the baseline above is after a 4-client warm-up soak).",
+            at_start as f64 / 1024.0
+        );
+    }
+    println!(
+        "Wall time of the whole scenario (warm-up, soak, drain): {:.1} s.",
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    if passed {
+        Ok(())
+    } else {
+        Err("the soak failed a check (see the report)".into())
+    }
+}
+
+fn print_soak(report: &SoakReport) {
+    let soak = &report.soak;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!(
+        "| clients verified | {} of {} |",
+        report.clients_verified, soak.clients
+    );
+    println!(
+        "| mutations acknowledged | {} of {} |",
+        report.acknowledged,
+        soak.clients as u64 * soak.mutations
+    );
+    println!(
+        "| kills (no close frame) | {} ({} during a resume; at least {} per client) |",
+        report.kills, report.kills_during_resume, report.min_kills_per_client
+    );
+    println!(
+        "| resumes accepted | {} ({} with the missed diffs, {} with the whole state) |",
+        report.resumed_with_diff + report.resumed_with_data,
+        report.resumed_with_diff,
+        report.resumed_with_data
+    );
+    println!("| resumes refused | {} |", report.refused);
+    println!(
+        "| resume (reconnect → answer) p50 / p99 / max | {} / {} / {} |",
+        ms(report.resume_latency.p50),
+        ms(report.resume_latency.p99),
+        ms(report.resume_latency.max)
+    );
+    println!(
+        "| mutations sent again / answered `replayed` | {} / {} |",
+        report.resent, report.replayed
+    );
+    println!(
+        "| server-side ticks / live pushes received / sessions a tick missed | {} / {} / {} |",
+        report.ticks, report.pushes, report.tick_shortfall
+    );
+    println!("| stale frames skipped | {} |", report.stale);
+    println!(
+        "| lost / applied twice / mirror mismatches | {} / {} / {} |",
+        report.lost, report.duplicated, report.mismatches
+    );
+    println!(
+        "| wall time: all clients (connect → final check) | {:.1} s (mutations: {:.1} s, {:.0} acknowledged/s) |",
+        report.elapsed.as_secs_f64(),
+        report.mutation_phase.as_secs_f64(),
+        report.acknowledged as f64 / report.mutation_phase.as_secs_f64().max(1e-9)
+    );
+    match (report.drained, report.stats_after) {
+        (Some(drained), _) => println!(
+            "| all sessions gone, from the last client's leaving | {:.1} s (TTL {:.1} s) |",
+            drained.as_secs_f64(),
+            soak.resume_ttl.as_secs_f64()
+        ),
+        (None, Some(stats)) => println!(
+            "| sessions left after the TTL | {} ({} detached) |",
+            stats.sessions, stats.detached
+        ),
+        (None, None) => println!("| sessions left after the TTL | unknown |"),
+    }
+    if let Some(rss) = report.rss {
+        println!(
+            "| server RSS baseline / peak / after | {:.1} / {:.1} / {:.1} MiB |",
+            mib(rss.baseline),
+            mib(rss.peak),
+            mib(rss.after)
+        );
+        println!(
+            "| RSS after / baseline | {:.1} % ({}) |",
+            rss.ratio() * 100.0,
+            if rss.recovered() {
+                "within 10 %"
+            } else {
+                "NOT within 10 %"
+            }
+        );
+    }
+    println!();
+    for (check, held) in report.verdicts() {
+        println!("- {} {check}", if held { "ok:" } else { "FAILED:" });
+    }
+    if report.failed_clients > 0 {
+        println!();
+        println!(
+            "{} clients failed; the first errors:",
+            report.failed_clients
+        );
+        for failure in &report.failures {
+            println!("- {failure}");
+        }
+    }
+    println!();
+}
+
+/// The fuzz, in this process: its report, every failure with its reproduction; 1 on a failure.
+fn fuzz_scenario(options: &Options) -> i32 {
+    let fuzz = Fuzz {
+        workers: options.client_threads,
+        ..Fuzz::new(options.fuzz_inputs, options.fuzz_seed)
+    };
+    println!("# storex-bench");
+    println!();
+    println!(
+        "Machine: {}. Fuzz: {} frame inputs and {} diff inputs, seed {}, {} workers (each a current-thread runtime serving its own connections).",
+        machine(),
+        fuzz.frames,
+        fuzz.diffs,
+        fuzz.seed,
+        fuzz.workers
+    );
+    println!();
+    let report = fuzz::run(&fuzz);
+    print!("{}", report.render());
+    println!();
+    for failure in &report.failures {
+        eprintln!("{failure}");
+    }
+    if report.passed() {
+        println!("Fuzz passed: every frame answered or closed with a listed code, no panic, every diff applied exactly.");
+        0
+    } else {
+        eprintln!(
+            "storex-bench: the fuzz failed: {} failures, {} panics (rerun with --seed {} to see them again)",
+            report.failures.len(),
+            report.panics,
+            fuzz.seed
+        );
+        1
     }
 }
