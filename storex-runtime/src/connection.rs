@@ -53,6 +53,7 @@ pub(crate) struct Settings {
     pub(crate) max_stores: usize,
     pub(crate) time_limit: Duration,
     pub(crate) idle: Duration,
+    pub(crate) send: Duration,
     pub(crate) resume: ResumeSettings,
 }
 

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::connection::{Connection, Reaction, ResumeRequest};
+use crate::hub::Hub;
 use crate::local::{ClaimError, Command, Handoff, Inbox};
 use crate::protocol::{Close, CloseCode};
 use crate::transport::{Incoming, Transport};
@@ -92,6 +93,9 @@ struct Parked {
 
 struct Watch {
     inbox: Inbox,
+    /// The session served, as the hub knows it (a resume changes it).
+    hub: Hub,
+    session: String,
     idle: Pin<Box<Sleep>>,
     limits: Limits,
     queued: VecDeque<String>,
@@ -107,6 +111,8 @@ pub(crate) async fn drive(
 ) {
     let mut watch = Watch {
         inbox,
+        hub: connection.hub().clone(),
+        session: connection.id().to_owned(),
         idle: Box::pin(tokio::time::sleep(limits.idle)),
         limits,
         queued: VecDeque::new(),
@@ -140,6 +146,7 @@ pub(crate) async fn drive(
                     Ok(parked) => {
                         let fresh = std::mem::replace(&mut connection, parked.connection);
                         watch.inbox = parked.inbox;
+                        watch.session = connection.id().to_owned();
                         // The connection's own session never held a store: it just goes.
                         fresh.close().await;
                         connection.resumed(&request)
@@ -155,12 +162,17 @@ pub(crate) async fn drive(
             }
         }
     };
+    let detach = end.detach && limits.resumable && connection.holds_stores();
+    if detach {
+        // A resume meanwhile waits for the close below.
+        watch.hub.leaving(&watch.session);
+    }
     if let Some(close) = end.close {
         send_close(&mut transport, close, limits.send).await;
     }
     // The socket goes now, whatever the session does next (a detached one may wait minutes).
     drop(transport);
-    if end.detach && limits.resumable && connection.holds_stores() {
+    if detach {
         detached(connection, watch.inbox).await;
     } else {
         connection.close().await;
@@ -181,7 +193,15 @@ async fn claim(connection: &Connection, request: &ResumeRequest) -> Result<Parke
     if session == connection.id() {
         return Err(attached());
     }
-    let claim = match connection.hub().claim(session, RESUME_GRACE).await {
+    // A session leaving its connection first finishes what it runs (within the time limit) and
+    // sends its close (within the send timeout).
+    let settings = connection.settings();
+    let patience = settings.time_limit + settings.send + RESUME_GRACE;
+    let claim = match connection
+        .hub()
+        .claim(session, RESUME_GRACE, patience)
+        .await
+    {
         Ok(claim) => claim,
         Err(ClaimError::Ended) => return Err(ended()),
         Err(ClaimError::Attached) => return Err(attached()),
@@ -334,7 +354,8 @@ impl Watch {
                 return Err(end);
             }
             // The session will wait for its client: the item it sent runs to its end, but the
-            // close cannot wait for it.
+            // close cannot wait for it. A resume meanwhile waits for the item.
+            self.hub.leaving(&self.session);
             if let Some(close) = end.close.take() {
                 send_close(transport, close, self.limits.send).await;
             }

@@ -99,6 +99,7 @@ impl Endpoint {
             max_stores: config.max_stores_per_session,
             time_limit: config.time_limit,
             idle: config.idle_timeout,
+            send: config.send_timeout,
             resume: config.resume.clone(),
         });
         Ok(Self {

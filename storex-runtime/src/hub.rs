@@ -189,8 +189,18 @@ impl Hub {
     }
 
     /// Takes detached session `id` for a resume (see [`LocalSessions::claim`]).
-    pub(crate) async fn claim(&self, id: &str, grace: Duration) -> Result<Claim, ClaimError> {
-        self.inner.local.claim(id, grace).await
+    pub(crate) async fn claim(
+        &self,
+        id: &str,
+        grace: Duration,
+        patience: Duration,
+    ) -> Result<Claim, ClaimError> {
+        self.inner.local.claim(id, grace, patience).await
+    }
+
+    /// Session `id`'s connection is gone: it detaches once it has finished what it runs.
+    pub(crate) fn leaving(&self, id: &str) {
+        self.inner.local.leaving(id);
     }
 
     /// Registers a session: its inbox, and the guard that forgets it when dropped.

@@ -132,6 +132,8 @@ pub(crate) struct DetachLimits {
 enum Attachment {
     /// A connection serves it.
     Attached,
+    /// Its connection is gone; it finishes what it runs (or sends its close) and then detaches.
+    Leaving,
     /// Its connection dropped; its task waits for a resume.
     Detached {
         order: u64,
@@ -478,18 +480,34 @@ impl LocalSessions {
         indexes.end_detached(id);
     }
 
+    /// Session `id`'s connection is gone: it detaches once it has finished what it runs.
+    pub(crate) fn leaving(&self, id: &str) {
+        let mut indexes = self.lock();
+        if let Some(entry) = indexes.sessions.get_mut(id) {
+            if matches!(entry.attachment, Attachment::Attached) {
+                entry.attachment = Attachment::Leaving;
+            }
+        }
+    }
+
     /// Takes detached session `id` for a resume: the returned claim reaches its task. A session
     /// still attached is waited for up to `grace` (its connection may have dropped without the
-    /// server noticing yet).
-    pub(crate) async fn claim(&self, id: &str, grace: Duration) -> Result<Claim, ClaimError> {
-        let deadline = tokio::time::Instant::now() + grace;
+    /// server noticing yet); one leaving (its connection is gone, it finishes what it runs) up to
+    /// `patience`.
+    pub(crate) async fn claim(
+        &self,
+        id: &str,
+        grace: Duration,
+        patience: Duration,
+    ) -> Result<Claim, ClaimError> {
+        let start = tokio::time::Instant::now();
         let mut waited = false;
         loop {
             let detached = self.shared.detached.notified();
             let mut detached = std::pin::pin!(detached);
             // Registered before the check, so a session detaching in between still wakes us.
             detached.as_mut().enable();
-            {
+            let deadline = {
                 let mut indexes = self.lock();
                 let indexes = &mut *indexes;
                 let entry = indexes.sessions.get_mut(id).ok_or(ClaimError::Ended)?;
@@ -508,10 +526,18 @@ impl LocalSessions {
                         return Err(ClaimError::Ended);
                     }
                     Attachment::Attached if waited => return Err(ClaimError::Attached),
-                    Attachment::Attached => {}
+                    Attachment::Leaving if waited => {
+                        entry.attachment = Attachment::Leaving;
+                        return Err(ClaimError::Attached);
+                    }
+                    Attachment::Leaving => {
+                        entry.attachment = Attachment::Leaving;
+                        start + patience
+                    }
+                    Attachment::Attached => start + grace,
                 }
-            }
-            // Past the grace, one last look: it may have ended meanwhile.
+            };
+            // Past the deadline, one last look: it may have detached or ended meanwhile.
             waited = tokio::time::timeout_at(deadline, detached).await.is_err();
         }
     }

@@ -655,3 +655,32 @@ async fn a_mutation_running_when_the_connection_drops_finishes_and_is_answered_o
     assert_eq!(again["message"], 42);
     assert_eq!(again["version"], 1);
 }
+
+#[actix_rt::test]
+async fn a_resume_waits_for_a_dropped_connection_to_finish_its_long_mutation() {
+    let server = TestServer::start(Config::default());
+    let (mut client, joined, session, token) = join_counter(&server, json!({})).await;
+    // Longer than the one-second grace given to a session still attached.
+    client
+        .send_json(&commit(&session, "sleep_set", json!([1500, 9]), "long"))
+        .await;
+    drop(client);
+    let started = std::time::Instant::now();
+    let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
+    let answer = client.recv().await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    assert_eq!(
+        answer["stores"][0]["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 9}])
+    );
+    client
+        .send_json(&commit(&session, "sleep_set", json!([1500, 9]), "long"))
+        .await;
+    let again = client.recv().await;
+    assert_eq!(
+        (again["replayed"].clone(), again["message"].clone()),
+        (json!(true), json!(9))
+    );
+}

@@ -445,10 +445,11 @@ fn millis(ms: usize) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
-/// The soak on a fresh server with the soak's resume TTL: a small warm-up soak first (so that
-/// the baseline includes what the first sessions set up once), then the measured one, `--repeat`
-/// times (each round's baseline is the memory the previous one left: growth from round to round
-/// would be a leak, a high level that stays is the allocator keeping what it was given).
+/// The soak on a fresh server with the soak's resume TTL: a warm-up soak of the same size first
+/// (so that the baseline is the memory of a server that has served this load once: what the
+/// allocator keeps after a first peak is not a leak), then the measured one, `--repeat` times (each
+/// round's baseline is the memory the previous one left: growth from round to round would be a
+/// leak).
 async fn soak_scenario(options: &Options) -> Result<(), String> {
     let mut options = options.clone();
     let ttl_ms = options.soak.resume_ttl.as_millis().to_string();
@@ -478,9 +479,6 @@ async fn soak_scenario(options: &Options) -> Result<(), String> {
     );
     println!();
     let warm_up = Soak {
-        clients: 4,
-        mutations: 50,
-        kills: 1,
         seed: measure.seed ^ 0x5eed,
         ..measure
     };
@@ -514,7 +512,7 @@ async fn soak_scenario(options: &Options) -> Result<(), String> {
     }
     if let Some(at_start) = at_start {
         println!(
-            "Server resident memory right after start: {:.1} MiB (the baseline above is after a 4-client warm-up soak).",
+            "Server resident memory right after start: {:.1} MiB (the baseline above is after a warm-up soak of the same size).",
             at_start as f64 / 1024.0
         );
     }

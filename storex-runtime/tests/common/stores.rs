@@ -83,6 +83,13 @@ impl Counter {
         Reply(number)
     }
 
+    #[mutation("sleep_set")]
+    async fn sleep_set(&mut self, millis: u64, number: i64) -> Reply<i64> {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        self.counter = number;
+        Reply(number)
+    }
+
     #[mutation("panic")]
     fn panic(&mut self) {
         self.counter = 1_000_000;
