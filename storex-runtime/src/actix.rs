@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
+use futures_util::FutureExt;
 use tracing::Instrument;
 
 use crate::config::{Config, ConnectRequest, Refusal};
@@ -173,7 +174,17 @@ struct WebSocket {
 impl WebSocket {
     /// What the next message means; `None` to read on.
     async fn next(&mut self) -> Option<Incoming> {
-        let incoming = match self.stream.recv().await {
+        let message = if self.failed {
+            // After the failure only what is already buffered: the stream would wait forever
+            // for more.
+            match self.stream.recv().now_or_never() {
+                Some(message) => message,
+                None => return Some(Incoming::Lost),
+            }
+        } else {
+            self.stream.recv().await
+        };
+        let incoming = match message {
             Some(Ok(AggregatedMessage::Text(text))) => Incoming::Text(text.to_string()),
             Some(Ok(AggregatedMessage::Binary(_))) => Incoming::Binary,
             Some(Ok(AggregatedMessage::Ping(bytes))) => match self.session.pong(&bytes).await {
@@ -186,7 +197,8 @@ impl WebSocket {
                 Incoming::Closed
             }
             // The connection failed or ended in the middle of a frame: the network dropped.
-            // actix-ws reports it before the frames it had read whole; they are read first.
+            // actix-ws reports it before decoding the frames it had read whole: they are
+            // served first.
             Some(Err(ProtocolError::Io(io))) if is_connection_failure(&io) => {
                 tracing::debug!(error = %io, "the connection failed");
                 if !self.failed {
@@ -215,6 +227,16 @@ impl Transport for WebSocket {
         self.session
             .text(text)
             .await
+            .map_err(|_closed| Disconnected)
+    }
+
+    async fn ping(&mut self) -> Result<bool, Disconnected> {
+        // It fails when actix has let the connection go (its writer failed, say), which the
+        // reading side may never report.
+        self.session
+            .ping(b"")
+            .await
+            .map(|()| true)
             .map_err(|_closed| Disconnected)
     }
 

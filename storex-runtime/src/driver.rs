@@ -51,6 +51,10 @@ enum Work {
 /// without the server noticing yet.
 const RESUME_GRACE: Duration = Duration::from_secs(1);
 
+/// How long a connection asked for a sign of life (a resume wants its session) has to show one;
+/// shorter than [`RESUME_GRACE`], so that the resume sees the outcome.
+const PONG_WAIT: Duration = Duration::from_millis(500);
+
 /// Why the connection ends.
 struct End {
     /// The close frame to send, if any (none when the client closed or is gone).
@@ -99,6 +103,8 @@ struct Watch {
     idle: Pin<Box<Sleep>>,
     limits: Limits,
     queued: VecDeque<String>,
+    /// Until when the client has to show a sign of life, when it was asked for one.
+    pong: Option<Pin<Box<Sleep>>>,
 }
 
 /// Serves `connection` over `transport` until it ends, then runs every `terminate` and forgets
@@ -116,6 +122,7 @@ pub(crate) async fn drive(
         idle: Box::pin(tokio::time::sleep(limits.idle)),
         limits,
         queued: VecDeque::new(),
+        pong: None,
     };
     let end = loop {
         let work = match watch.next(&mut transport).await {
@@ -270,6 +277,25 @@ async fn detached(mut connection: Connection, mut inbox: Inbox) {
 impl Watch {
     fn touched(&mut self) {
         self.idle.as_mut().reset(Instant::now() + self.limits.idle);
+        self.pong = None;
+    }
+
+    /// A resume wants this session: the client is asked for a sign of life (any frame within
+    /// [`PONG_WAIT`]); a connection that cannot even take the ping is lost.
+    async fn probe(&mut self, transport: &mut impl Transport) -> Result<(), End> {
+        match tokio::time::timeout(self.limits.send, transport.ping()).await {
+            Ok(Ok(true)) => {
+                if self.pong.is_none() {
+                    self.pong = Some(Box::pin(tokio::time::sleep(PONG_WAIT)));
+                }
+                Ok(())
+            }
+            Ok(Ok(false)) => Ok(()),
+            Ok(Err(_)) | Err(_) => {
+                tracing::info!("a resume wants the session and its connection is gone");
+                Err(End::lost())
+            }
+        }
     }
 
     /// What a frame from the client means: a text to answer, nothing, or the end.
@@ -312,6 +338,8 @@ impl Watch {
                 () = self.inbox.overloaded.notified() => return Err(overloaded()),
                 () = self.idle.as_mut() => return Err(idle()),
                 () = self.inbox.stop.notified() => return Err(going_away()),
+                () = self.inbox.probe.notified() => self.probe(transport).await?,
+                () = no_pong(&mut self.pong), if self.pong.is_some() => return Err(silent()),
             }
         }
     }
@@ -349,6 +377,11 @@ impl Watch {
                 },
                 () = self.inbox.overloaded.notified(), if watching => overloaded(),
                 () = self.idle.as_mut(), if watching => idle(),
+                () = self.inbox.probe.notified(), if watching => match self.probe(transport).await {
+                    Ok(()) => continue,
+                    Err(end) => end,
+                },
+                () = no_pong(&mut self.pong), if watching && self.pong.is_some() => silent(),
             };
             if !(end.detach && self.limits.resumable) {
                 return Err(end);
@@ -394,6 +427,21 @@ fn idle() -> End {
         close: Some(Close::new(CloseCode::NORMAL, "Idle timeout.")),
         detach: true,
     }
+}
+
+/// Waits for the deadline of a sign of life, if there is one.
+async fn no_pong(pong: &mut Option<Pin<Box<Sleep>>>) {
+    match pong {
+        Some(deadline) => deadline.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Asked for a sign of life, the client gave none: the connection is taken as lost (a resume
+/// wants the session).
+fn silent() -> End {
+    tracing::info!("no sign of life from a connection whose session a resume wants");
+    End::lost()
 }
 
 fn going_away() -> End {

@@ -159,8 +159,12 @@ struct SessionEntry {
     commands: mpsc::Sender<Box<Command>>,
     overloaded: Arc<Notify>,
     stop: Arc<Notify>,
+    /// Asks the session's connection to prove it is there (a resume wants the session).
+    probe: Arc<Notify>,
     joined: Vec<(&'static str, Option<Box<str>>)>,
     attachment: Attachment,
+    /// How many times it detached.
+    detaches: u64,
 }
 
 impl SessionEntry {
@@ -183,6 +187,8 @@ pub(crate) struct Inbox {
     pub(crate) commands: mpsc::Receiver<Box<Command>>,
     pub(crate) overloaded: Arc<Notify>,
     pub(crate) stop: Arc<Notify>,
+    /// A resume wants the session: the connection must show it is alive, or let it go.
+    pub(crate) probe: Arc<Notify>,
 }
 
 /// Why a session could not be opened.
@@ -319,18 +325,22 @@ impl LocalSessions {
         let (commands, receiver) = mpsc::channel(capacity.max(1));
         let overloaded = Arc::new(Notify::new());
         let stop = Arc::new(Notify::new());
+        let probe = Arc::new(Notify::new());
         let entry = SessionEntry {
             commands,
             overloaded: overloaded.clone(),
             stop: stop.clone(),
+            probe: probe.clone(),
             joined: Vec::new(),
             attachment: Attachment::Attached,
+            detaches: 0,
         };
         indexes.sessions.insert(id, entry);
         Ok(Inbox {
             commands: receiver,
             overloaded,
             stop,
+            probe,
         })
     }
 
@@ -452,6 +462,7 @@ impl LocalSessions {
                     bytes,
                     claim,
                 };
+                entry.detaches += 1;
             }
             indexes.evict(limits);
             claims
@@ -491,16 +502,17 @@ impl LocalSessions {
     }
 
     /// Takes detached session `id` for a resume: the returned claim reaches its task. A session
-    /// still attached is waited for up to `grace` (its connection may have dropped without the
-    /// server noticing yet); one leaving (its connection is gone, it finishes what it runs) up to
-    /// `patience`.
+    /// still attached is probed and waited for up to `grace` (its connection may have dropped
+    /// without the server noticing yet); one leaving (its connection is gone, it finishes what it
+    /// runs) up to `patience`.
     pub(crate) async fn claim(
         &self,
         id: &str,
         grace: Duration,
         patience: Duration,
     ) -> Result<Claim, ClaimError> {
-        let start = tokio::time::Instant::now();
+        let mut since = tokio::time::Instant::now();
+        let mut seen = None;
         let mut waited = false;
         loop {
             let detached = self.shared.detached.notified();
@@ -511,6 +523,13 @@ impl LocalSessions {
                 let mut indexes = self.lock();
                 let indexes = &mut *indexes;
                 let entry = indexes.sessions.get_mut(id).ok_or(ClaimError::Ended)?;
+                // The session detached since the last look, and another resume took it: the wait
+                // starts again (that connection may be gone too).
+                if seen.is_some_and(|seen| seen != entry.detaches) {
+                    since = tokio::time::Instant::now();
+                    waited = false;
+                }
+                seen = Some(entry.detaches);
                 match std::mem::replace(&mut entry.attachment, Attachment::Attached) {
                     Attachment::Detached {
                         order,
@@ -532,9 +551,14 @@ impl LocalSessions {
                     }
                     Attachment::Leaving => {
                         entry.attachment = Attachment::Leaving;
-                        start + patience
+                        since + patience
                     }
-                    Attachment::Attached => start + grace,
+                    Attachment::Attached => {
+                        // Its connection may be gone without the server knowing: it is asked to
+                        // show it is alive, and lets the session go when it cannot.
+                        entry.probe.notify_one();
+                        since + grace
+                    }
                 }
             };
             // Past the deadline, one last look: it may have detached or ended meanwhile.

@@ -33,6 +33,15 @@ pub trait Transport {
 
     /// Closes the connection with `close`'s code and reason (then it is not used again).
     fn close(&mut self, close: Close) -> impl Future<Output = ()>;
+
+    /// Asks the client for a sign of life that costs it nothing (a WebSocket ping, whose pong
+    /// arrives as [`Incoming::Activity`]); `Ok(true)` when one was sent. The core asks when a
+    /// client resumes a session this connection still serves: a connection that does not answer
+    /// within a moment is taken as lost. The default sends nothing (`Ok(false)`): such a
+    /// transport's session is only let go when the transport reports it lost.
+    fn ping(&mut self) -> impl Future<Output = Result<bool, Disconnected>> {
+        async { Ok(false) }
+    }
 }
 
 /// What arrived from the client.

@@ -342,7 +342,13 @@ async fn a_session_attached_to_another_connection_is_not_handed_over() {
     let session = owner.session.clone().expect("a session");
     let token = joined["token"].as_str().expect("a token").to_owned();
     let started = std::time::Instant::now();
-    let error = refused(&server, &session, &token, &held(&joined).0).await;
+    // The owner is alive: it reads its socket, so it answers the server's ping (as a browser
+    // does by itself).
+    let epoch = held(&joined).0;
+    let error = tokio::select! {
+        error = refused(&server, &session, &token, &epoch) => error,
+        frame = owner.next() => panic!("the owner got {frame:?}"),
+    };
     assert_eq!(
         error,
         format!("Session {session} is attached to another connection.")
@@ -683,4 +689,49 @@ async fn a_resume_waits_for_a_dropped_connection_to_finish_its_long_mutation() {
         (again["replayed"].clone(), again["message"].clone()),
         (json!(true), json!(9))
     );
+}
+
+#[actix_rt::test]
+async fn a_connection_dropped_right_after_its_resume_lets_the_session_go_again() {
+    let server = TestServer::start(Config::default());
+    let (client, joined, session, token) = join_counter(&server, json!({"start": 1})).await;
+    drop(client);
+    detached(&server, 1).await;
+    let epoch = held(&joined).0;
+    // Each time: a resume, and the connection drops before the answer is read.
+    for _ in 0..5 {
+        let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+        drop(resume_on(&server, &session, &token, stores, "r").await);
+        detached(&server, 1).await;
+    }
+    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
+    let answer = client.recv().await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    assert_eq!(answer["stores"][0]["diff"], json!([]));
+}
+
+#[actix_rt::test]
+async fn a_connection_that_does_not_answer_the_ping_loses_its_session_to_a_resume() {
+    let server = TestServer::start(Config::default());
+    // The owner's network is gone without a word (a Wi-Fi blip): its socket is open, but
+    // nothing reads it, so the server's ping is not answered.
+    let (owner, joined, session, token) = join_counter(&server, json!({"start": 3})).await;
+    let started = std::time::Instant::now();
+    let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
+    let answer = client.recv().await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer["stores"][0]["diff"], json!([]));
+    let answer = client.commit(COUNTER, "increase", json!([])).await;
+    assert_eq!(
+        answer["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 4}])
+    );
+    drop(owner);
 }
