@@ -49,11 +49,11 @@ enum Work {
 
 /// How long a resume waits for a session still attached to a connection that may have dropped
 /// without the server noticing yet.
-const RESUME_GRACE: Duration = Duration::from_secs(1);
+const RESUME_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a connection asked for a sign of life (a resume wants its session) has to show one;
 /// shorter than [`RESUME_GRACE`], so that the resume sees the outcome.
-const PONG_WAIT: Duration = Duration::from_millis(500);
+const PONG_WAIT: Duration = Duration::from_secs(1);
 
 /// Why the connection ends.
 struct End {
@@ -154,6 +154,7 @@ pub(crate) async fn drive(
                         let fresh = std::mem::replace(&mut connection, parked.connection);
                         watch.inbox = parked.inbox;
                         watch.session = connection.id().to_owned();
+                        watch.hub.attached(&watch.session);
                         // The connection's own session never held a store: it just goes.
                         fresh.close().await;
                         connection.resumed(&request)

@@ -203,6 +203,11 @@ impl Hub {
         self.inner.local.leaving(id);
     }
 
+    /// The connection that resumed session `id` serves it now.
+    pub(crate) fn attached(&self, id: &str) {
+        self.inner.local.attached(id);
+    }
+
     /// Registers a session: its inbox, and the guard that forgets it when dropped.
     pub(crate) fn open(
         &self,

@@ -83,8 +83,8 @@ struct Shared {
     indexes: Mutex<Indexes>,
     /// Signalled when the last session goes.
     emptied: Notify,
-    /// Signalled when a session detaches (a resume may be waiting for it).
-    detached: Notify,
+    /// Signalled when a session's attachment changes (a resume may be waiting for it).
+    changed: Notify,
 }
 
 impl fmt::Debug for LocalSessions {
@@ -134,6 +134,8 @@ enum Attachment {
     Attached,
     /// Its connection is gone; it finishes what it runs (or sends its close) and then detaches.
     Leaving,
+    /// A resume took it from its detached task; the resuming connection is not serving it yet.
+    Claimed,
     /// Its connection dropped; its task waits for a resume.
     Detached {
         order: u64,
@@ -142,6 +144,19 @@ enum Attachment {
     },
     /// It is ending (its time is up, or it was evicted): it cannot be resumed.
     Ending,
+}
+
+impl Attachment {
+    /// Which state it is, without its data.
+    fn kind(&self) -> u8 {
+        match self {
+            Self::Attached => 0,
+            Self::Leaving => 1,
+            Self::Claimed => 2,
+            Self::Detached { .. } => 3,
+            Self::Ending => 4,
+        }
+    }
 }
 
 /// Why a session could not be claimed for a resume.
@@ -401,6 +416,7 @@ impl LocalSessions {
         if now_empty {
             self.shared.emptied.notify_waiters();
         }
+        self.shared.changed.notify_waiters();
         gone
     }
 
@@ -467,7 +483,7 @@ impl LocalSessions {
             indexes.evict(limits);
             claims
         };
-        self.shared.detached.notify_waiters();
+        self.shared.changed.notify_waiters();
         Some(claims)
     }
 
@@ -487,18 +503,34 @@ impl LocalSessions {
 
     /// Session `id` is ending while detached (its time is up): it can no longer be claimed.
     pub(crate) fn end_detached(&self, id: &str) {
-        let mut indexes = self.lock();
-        indexes.end_detached(id);
+        self.lock().end_detached(id);
+        self.shared.changed.notify_waiters();
     }
 
     /// Session `id`'s connection is gone: it detaches once it has finished what it runs.
     pub(crate) fn leaving(&self, id: &str) {
-        let mut indexes = self.lock();
-        if let Some(entry) = indexes.sessions.get_mut(id) {
-            if matches!(entry.attachment, Attachment::Attached) {
-                entry.attachment = Attachment::Leaving;
+        self.change(id, Attachment::Attached, Attachment::Leaving);
+    }
+
+    /// The connection that resumed session `id` serves it now.
+    pub(crate) fn attached(&self, id: &str) {
+        self.change(id, Attachment::Claimed, Attachment::Attached);
+    }
+
+    /// Session `id` goes from state `from` to `to` (when it is in `from`); a resume waiting for
+    /// it looks again.
+    fn change(&self, id: &str, from: Attachment, to: Attachment) {
+        {
+            let mut indexes = self.lock();
+            let Some(entry) = indexes.sessions.get_mut(id) else {
+                return;
+            };
+            if entry.attachment.kind() != from.kind() {
+                return;
             }
+            entry.attachment = to;
         }
+        self.shared.changed.notify_waiters();
     }
 
     /// Takes detached session `id` for a resume: the returned claim reaches its task. A session
@@ -515,44 +547,42 @@ impl LocalSessions {
         let mut seen = None;
         let mut waited = false;
         loop {
-            let detached = self.shared.detached.notified();
-            let mut detached = std::pin::pin!(detached);
-            // Registered before the check, so a session detaching in between still wakes us.
-            detached.as_mut().enable();
+            let changed = self.shared.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the look, so a change in between still wakes us.
+            changed.as_mut().enable();
             let deadline = {
                 let mut indexes = self.lock();
                 let indexes = &mut *indexes;
                 let entry = indexes.sessions.get_mut(id).ok_or(ClaimError::Ended)?;
-                // The session detached since the last look, and another resume took it: the wait
-                // starts again (that connection may be gone too).
-                if seen.is_some_and(|seen| seen != entry.detaches) {
+                // The session changed hands or state since the last look: the wait starts again.
+                let now = (entry.detaches, entry.attachment.kind());
+                if seen.is_some_and(|seen| seen != now) {
                     since = tokio::time::Instant::now();
                     waited = false;
                 }
-                seen = Some(entry.detaches);
-                match std::mem::replace(&mut entry.attachment, Attachment::Attached) {
-                    Attachment::Detached {
+                seen = Some(now);
+                if matches!(entry.attachment, Attachment::Detached { .. }) {
+                    let taken = std::mem::replace(&mut entry.attachment, Attachment::Claimed);
+                    if let Attachment::Detached {
                         order,
                         bytes,
                         claim,
-                    } => {
+                    } = taken
+                    {
                         indexes.detached.remove(&order);
                         indexes.detached_bytes -= bytes;
                         return Ok(claim);
                     }
-                    Attachment::Ending => {
-                        entry.attachment = Attachment::Ending;
-                        return Err(ClaimError::Ended);
+                }
+                match &entry.attachment {
+                    Attachment::Detached { .. } | Attachment::Ending => {
+                        return Err(ClaimError::Ended)
                     }
-                    Attachment::Attached if waited => return Err(ClaimError::Attached),
-                    Attachment::Leaving if waited => {
-                        entry.attachment = Attachment::Leaving;
-                        return Err(ClaimError::Attached);
-                    }
-                    Attachment::Leaving => {
-                        entry.attachment = Attachment::Leaving;
-                        since + patience
-                    }
+                    _ if waited => return Err(ClaimError::Attached),
+                    // Its connection is gone, or another resume is taking it over: either lets
+                    // it go or holds it within the time it may take.
+                    Attachment::Leaving | Attachment::Claimed => since + patience,
                     Attachment::Attached => {
                         // Its connection may be gone without the server knowing: it is asked to
                         // show it is alive, and lets the session go when it cannot.
@@ -562,7 +592,7 @@ impl LocalSessions {
                 }
             };
             // Past the deadline, one last look: it may have detached or ended meanwhile.
-            waited = tokio::time::timeout_at(deadline, detached).await.is_err();
+            waited = tokio::time::timeout_at(deadline, changed).await.is_err();
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! The resume settings come from the environment (see `Tuning`): `STOREX_BENCH_RESUME_TTL_MS`,
 //! `STOREX_BENCH_HISTORY=DIFFS,BYTES`, `STOREX_BENCH_MAX_DETACHED=SESSIONS,BYTES`,
-//! `STOREX_BENCH_REMEMBERED_REQUESTS`.
+//! `STOREX_BENCH_REMEMBERED_REQUESTS`. `STOREX_BENCH_LOG=info` (or `debug`, `trace`) writes the
+//! runtime's log to standard error.
 
 use std::io::Write;
 
@@ -32,6 +33,15 @@ fn main() -> std::io::Result<()> {
         ));
     }
     let tuning = Tuning::from_env().map_err(std::io::Error::other)?;
+    if let Ok(level) = std::env::var("STOREX_BENCH_LOG") {
+        let level: tracing::Level = level
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("STOREX_BENCH_LOG: not a level: {level}")))?;
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     actix_web::rt::System::new().block_on(async move {
         let (server, addr) = bind_tuned(&options, &tuning)?;
         let mut stdout = std::io::stdout();
