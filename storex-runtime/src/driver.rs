@@ -149,7 +149,16 @@ pub(crate) async fn drive(
             }
             Reaction::Close(close) => break End::close(close),
             Reaction::Resume(request) => {
-                let answer = match claim(&connection, &request).await {
+                // While it waits, the client is watched: a resume whose client went is dropped
+                // (it must not take the session from a newer connection of that client).
+                let claimed = watch
+                    .beside(&mut transport, claim(&connection, &request))
+                    .await;
+                let claimed = match claimed {
+                    Ok(claimed) => claimed,
+                    Err(end) => break end,
+                };
+                let answer = match claimed {
                     Ok(parked) => {
                         let fresh = std::mem::replace(&mut connection, parked.connection);
                         watch.inbox = parked.inbox;
@@ -250,11 +259,15 @@ async fn detached(mut connection: Connection, mut inbox: Inbox) {
                 let Err(handoff) = reply.send(handoff) else {
                     return; // the resuming connection serves it now
                 };
-                // The resuming connection gave up waiting: the session ends here.
-                if let Ok(parked) = handoff.downcast::<Parked>() {
-                    parked.connection.close().await;
+                // The resuming connection went before taking it: the session waits again.
+                let Ok(parked) = handoff.downcast::<Parked>() else {
+                    return; // only a `Parked` is ever sent
+                };
+                (connection, inbox) = (parked.connection, parked.inbox);
+                match connection.detach(limits) {
+                    Some(again) => claims = again,
+                    None => break,
                 }
-                return;
             }
             command = inbox.commands.recv() => {
                 let Some(command) = command else { break };
@@ -341,6 +354,30 @@ impl Watch {
                 () = self.inbox.stop.notified() => return Err(going_away()),
                 () = self.inbox.probe.notified() => self.probe(transport).await?,
                 () = no_pong(&mut self.pong), if self.pong.is_some() => return Err(silent()),
+            }
+        }
+    }
+
+    /// Awaits `work` (not an item of the session: the claim of another) while watching the
+    /// client: frames are read ahead, and the client's going ends the connection at once
+    /// (`work` is dropped).
+    async fn beside<T>(
+        &mut self,
+        transport: &mut impl Transport,
+        work: impl Future<Output = T>,
+    ) -> Result<T, End> {
+        let mut work = pin!(work);
+        loop {
+            let reading = self.queued.len() < PIPELINE;
+            tokio::select! {
+                biased;
+                done = &mut work => return Ok(done),
+                incoming = transport.recv(), if reading => {
+                    if let Some(text) = self.read(incoming)? {
+                        self.queued.push_back(text);
+                    }
+                }
+                () = self.idle.as_mut() => return Err(idle()),
             }
         }
     }

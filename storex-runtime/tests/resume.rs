@@ -736,3 +736,35 @@ async fn a_connection_that_does_not_answer_the_ping_loses_its_session_to_a_resum
     );
     drop(owner);
 }
+
+#[actix_rt::test]
+async fn a_resume_whose_client_goes_while_it_waits_ends_at_once() {
+    let server = TestServer::start(Config::default());
+    let (mut owner, joined, session, token) = join_counter(&server, json!({})).await;
+    let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
+    let check = async {
+        // The owner answers the ping, so this resume waits out its grace of two seconds...
+        let waiting = resume_on(&server, &session, &token, stores, "r").await;
+        server.wait_for_sessions(2).await;
+        // ...unless its own client goes: then it ends at once (it must not take the session
+        // later from a newer connection).
+        drop(waiting);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while server.hub.session_count() != 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the resume of a gone client still waits"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        () = check => {}
+        frame = owner.next() => panic!("the owner got {frame:?}"),
+    }
+    let answer = owner.commit(COUNTER, "increase", json!([])).await;
+    assert_eq!(
+        answer["diff"],
+        json!([{"a": "u", "p": ["counter"], "t": 1}])
+    );
+}
