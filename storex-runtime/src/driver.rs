@@ -353,8 +353,21 @@ impl Watch {
                 () = self.idle.as_mut() => return Err(idle()),
                 () = self.inbox.stop.notified() => return Err(going_away()),
                 () = self.inbox.probe.notified() => self.probe(transport).await?,
-                () = no_pong(&mut self.pong), if self.pong.is_some() => return Err(silent()),
+                () = no_pong(&mut self.pong), if self.pong.is_some() => {
+                    if let Some(text) = self.last_look(transport)? {
+                        return Ok(Work::Text(text));
+                    }
+                }
             }
+        }
+    }
+
+    /// The time for a sign of life is up: what the client sent meanwhile counts (a busy task may
+    /// see the deadline and the frame at once); nothing at all, and the connection is lost.
+    fn last_look(&mut self, transport: &mut impl Transport) -> Result<Option<String>, End> {
+        match transport.recv().now_or_never() {
+            Some(incoming) => self.read(incoming),
+            None => Err(silent()),
         }
     }
 
@@ -419,7 +432,16 @@ impl Watch {
                     Ok(()) => continue,
                     Err(end) => end,
                 },
-                () = no_pong(&mut self.pong), if watching && self.pong.is_some() => silent(),
+                () = no_pong(&mut self.pong), if watching && self.pong.is_some() => {
+                    match self.last_look(transport) {
+                        Ok(Some(text)) => {
+                            self.queued.push_back(text);
+                            continue;
+                        }
+                        Ok(None) => continue,
+                        Err(end) => end,
+                    }
+                }
             };
             if !(end.detach && self.limits.resumable) {
                 return Err(end);
