@@ -372,12 +372,12 @@ impl Connection {
         let result = store.live.mutate(&call.name, &call.data).await;
         let (outcome, answer) = match result {
             Ok(applied) => match record(store, &applied.diff, limits) {
-                Ok(diff) => {
+                Ok(recorded) => {
                     tracing::debug!(changes = applied.diff.len(), "mutation applied");
                     let answer = ServerMessage::Mutation {
                         store: name,
                         session: self.session.id(),
-                        diff: &diff,
+                        diff: recorded.text(store),
                         message: applied.reply.as_ref(),
                         request: request.as_ref(),
                         epoch: Some(store.versions.epoch()),
@@ -479,12 +479,12 @@ impl Connection {
                 if applied.diff.is_empty() {
                     return Ok((Reaction::Nothing, applied.reply));
                 }
-                let diff = record(instance, &applied.diff, limits)
+                let recorded = record(instance, &applied.diff, limits)
                     .map_err(crate::instance::MutationError::Refused)?;
                 let push = ServerMessage::Mutation {
                     store,
                     session: self.session.id(),
-                    diff: &diff,
+                    diff: recorded.text(instance),
                     message: None,
                     request: None,
                     epoch: Some(instance.versions.epoch()),
@@ -669,17 +669,46 @@ fn record(
     store: &mut Joined,
     diff: &[crate::diff::Change],
     limits: HistoryLimits,
-) -> Result<Box<RawValue>, String> {
+) -> Result<Recorded, String> {
     let text = serde_json::value::to_raw_value(diff).map_err(|error| {
         format!(
             "The diff of store {} cannot be serialized: {error}",
             store.live.name()
         )
     })?;
-    if !diff.is_empty() {
-        store.versions.record(&text, limits);
+    if diff.is_empty() {
+        return Ok(Recorded::Own(text));
     }
-    Ok(text)
+    Ok(match store.versions.record(text, limits) {
+        Some(text) => Recorded::Own(text),
+        None => Recorded::Kept,
+    })
+}
+
+/// A diff as JSON text: in the instance's history (moved there, not copied), or here.
+enum Recorded {
+    Kept,
+    Own(Box<RawValue>),
+}
+
+impl Recorded {
+    /// The text, from here or from `store`'s history.
+    fn text<'a>(&'a self, store: &'a Joined) -> &'a RawValue {
+        match self {
+            Self::Own(text) => text,
+            // `Kept` means the history's newest entry is this diff.
+            Self::Kept => store
+                .versions
+                .newest()
+                .unwrap_or_else(|| EMPTY_DIFF.get_or_init(empty)),
+        }
+    }
+}
+
+static EMPTY_DIFF: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+
+fn empty() -> Box<RawValue> {
+    crate::history::empty_diff()
 }
 
 impl Drop for Connection {

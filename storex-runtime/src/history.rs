@@ -1,7 +1,7 @@
 //! What a session remembers for a resume (PROTOCOL.md, "Versions and resume"): per instance its
 //! epoch, its version and the last diffs; per session the answers to its last mutations.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -66,7 +66,14 @@ impl Versions {
     /// Records a non-empty diff: the version goes up by one, and the diff is kept within
     /// `limits` (the oldest go first; a diff larger than the byte limit is not kept, so a client
     /// that missed it gets the whole state).
-    pub(crate) fn record(&mut self, diff: &RawValue, limits: HistoryLimits) {
+    ///
+    /// The diff is moved in; it comes back when it is not kept (then read it from the history
+    /// with [`newest`](Self::newest)).
+    pub(crate) fn record(
+        &mut self,
+        diff: Box<RawValue>,
+        limits: HistoryLimits,
+    ) -> Option<Box<RawValue>> {
         if self.version == MAX_VERSION {
             // Never reached in practice; a new epoch keeps versions exact for the client.
             *self = Self::new();
@@ -76,7 +83,7 @@ impl Versions {
         if limits.len == 0 || size > limits.bytes {
             self.history.clear();
             self.bytes = 0;
-            return;
+            return Some(diff);
         }
         while self.history.len() >= limits.len || self.bytes + size > limits.bytes {
             let Some((_, old)) = self.history.pop_front() else {
@@ -84,8 +91,17 @@ impl Versions {
             };
             self.bytes -= old.get().len();
         }
-        self.history.push_back((self.version, diff.to_owned()));
+        self.history.push_back((self.version, diff));
         self.bytes += size;
+        None
+    }
+
+    /// The diff that led to the current version, when the history holds it.
+    pub(crate) fn newest(&self) -> Option<&RawValue> {
+        self.history
+            .back()
+            .filter(|(version, _)| *version == self.version)
+            .map(|(_, diff)| &**diff)
     }
 
     /// What a client holding `version` of `epoch` needs.
@@ -138,11 +154,12 @@ pub(crate) struct Remembered {
     pub(crate) outcome: Result<Option<Value>, String>,
 }
 
-/// The answers to a session's last mutations, by request id.
+/// The answers to a session's last mutations, oldest first. Kept in order without an index: a
+/// mutation costs a push (it sits on every round trip), and only a resumed connection looks
+/// answers up, among those of earlier connections, which are the oldest.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
-    by_request: HashMap<Box<str>, Remembered>,
-    order: VecDeque<Box<str>>,
+    answers: VecDeque<(Box<str>, Remembered)>,
     /// About how many bytes they hold.
     bytes: usize,
 }
@@ -154,8 +171,8 @@ fn size_of(request: &str, answer: &Remembered) -> usize {
         Ok(None) => 0,
         Err(error) => error.len(),
     };
-    // The key twice (map and order), the outcome, and the entry itself.
-    2 * request.len() + outcome + 64
+    // The key, the outcome, and the entry itself.
+    request.len() + outcome + 64
 }
 
 /// The length of `value`'s JSON text, counted without building it.
@@ -180,7 +197,12 @@ impl Answers {
     /// The request id as a key (its JSON text: `"a"` and `1` stay apart).
     pub(crate) fn key(request: &Value) -> Box<str> {
         match request {
-            Value::String(text) => format!("\"{text}").into(),
+            Value::String(text) => {
+                let mut key = String::with_capacity(text.len() + 1);
+                key.push('"');
+                key.push_str(text);
+                key.into()
+            }
             other => other.to_string().into(),
         }
     }
@@ -190,31 +212,32 @@ impl Answers {
         if limit == 0 {
             return;
         }
-        if let Some(held) = self.by_request.get_mut(&request) {
-            // A request id used again (on a later connection): its newest answer counts.
-            self.bytes = self.bytes - size_of(&request, held) + size_of(&request, &answer);
-            *held = answer;
-            return;
-        }
-        while self.order.len() >= limit {
-            let Some(old) = self.order.pop_front() else {
+        while self.answers.len() >= limit {
+            let Some((old, gone)) = self.answers.pop_front() else {
                 break;
             };
-            if let Some(gone) = self.by_request.remove(&old) {
-                self.bytes -= size_of(&old, &gone);
-            }
+            self.bytes -= size_of(&old, &gone);
         }
         self.bytes += size_of(&request, &answer);
-        self.by_request.insert(request.clone(), answer);
-        self.order.push_back(request);
+        self.answers.push_back((request, answer));
     }
 
     /// The answer to `request` given on a connection before `connection`: a request sent again
-    /// after a resume. (A request id repeated on one connection is a new request.)
+    /// after a resume. (A request id repeated on one connection is a new request.) The newest
+    /// such answer counts.
     pub(crate) fn before(&self, request: &str, connection: u32) -> Option<&Remembered> {
-        self.by_request
-            .get(request)
-            .filter(|answer| answer.connection < connection)
+        if connection == 0 {
+            return None; // the session's first connection: there is no earlier one
+        }
+        // The earlier connections' answers are the oldest: a prefix.
+        let earlier = self
+            .answers
+            .partition_point(|(_, answer)| answer.connection < connection);
+        self.answers
+            .range(..earlier)
+            .rev()
+            .find(|(key, _)| &**key == request)
+            .map(|(_, answer)| answer)
     }
 
     /// About how many bytes the remembered answers hold.
@@ -252,7 +275,7 @@ mod tests {
         assert_eq!(epoch.len(), 16);
         assert_eq!(text(versions.since(&epoch, 0)).as_deref(), Some("[]"));
         for n in 1..=4 {
-            versions.record(&raw(&format!(r#"[{{"a":"u","p":["n"],"t":{n}}}]"#)), ROOM);
+            versions.record(raw(&format!(r#"[{{"a":"u","p":["n"],"t":{n}}}]"#)), ROOM);
         }
         assert_eq!(versions.version(), 4);
         assert_eq!(
@@ -274,14 +297,14 @@ mod tests {
         let epoch = versions.epoch().to_owned();
         let limits = HistoryLimits { len: 10, bytes: 40 };
         let diff = raw(r#"[{"a":"d","p":[1]}]"#); // 19 bytes
-        versions.record(&diff, limits);
-        versions.record(&diff, limits);
+        versions.record(diff.clone(), limits);
+        versions.record(diff.clone(), limits);
         assert_eq!(versions.bytes(), 38);
-        versions.record(&diff, limits);
+        versions.record(diff.clone(), limits);
         assert_eq!(versions.bytes(), 38);
         assert_eq!(text(versions.since(&epoch, 0)), None);
         assert!(matches!(versions.since(&epoch, 1), Catchup::Diff(_)));
-        versions.record(&raw(&format!("[{}]", "1,".repeat(30) + "1")), limits);
+        versions.record(raw(&format!("[{}]", "1,".repeat(30) + "1")), limits);
         assert_eq!((versions.version(), versions.bytes()), (4, 0));
         assert_eq!(text(versions.since(&epoch, 3)), None);
         assert_eq!(text(versions.since(&epoch, 4)).as_deref(), Some("[]"));
@@ -317,22 +340,38 @@ mod tests {
     #[test]
     fn the_bytes_follow_what_is_remembered() {
         let mut answers = Answers::default();
-        let answer = |outcome| Remembered {
-            connection: 0,
+        let answer = |connection, outcome| Remembered {
+            connection,
             store: "S",
             version: 1,
             outcome,
         };
         let reply = json!({"a": [1, 2, 3]});
         let reply_len = reply.to_string().len();
-        answers.remember("\"a".into(), answer(Ok(Some(reply))), 2);
-        assert_eq!(answers.bytes(), 2 * 2 + reply_len + 64);
-        answers.remember("\"b".into(), answer(Err("no".into())), 2);
-        assert_eq!(answers.bytes(), 2 * 2 + reply_len + 64 + 2 * 2 + 2 + 64);
-        // The same id again replaces its answer; a third id evicts the oldest.
-        answers.remember("\"b".into(), answer(Ok(None)), 2);
-        assert_eq!(answers.bytes(), 2 * 2 + reply_len + 64 + 2 * 2 + 64);
-        answers.remember("\"c".into(), answer(Ok(None)), 2);
-        assert_eq!(answers.bytes(), 2 * (2 * 2 + 64));
+        answers.remember("\"a".into(), answer(0, Ok(Some(reply))), 2);
+        assert_eq!(answers.bytes(), 2 + reply_len + 64);
+        answers.remember("\"b".into(), answer(0, Err("no".into())), 2);
+        assert_eq!(answers.bytes(), 2 + reply_len + 64 + 2 + 2 + 64);
+        // A third evicts the oldest.
+        answers.remember("\"c".into(), answer(1, Ok(None)), 2);
+        assert_eq!(answers.bytes(), 2 + 2 + 64 + 2 + 64);
+    }
+
+    #[test]
+    fn the_newest_answer_of_an_earlier_connection_counts() {
+        let mut answers = Answers::default();
+        let answer = |connection, version| Remembered {
+            connection,
+            store: "S",
+            version,
+            outcome: Ok(None),
+        };
+        answers.remember("\"r".into(), answer(0, 1), 8);
+        answers.remember("\"r".into(), answer(0, 2), 8);
+        answers.remember("\"r".into(), answer(1, 3), 8);
+        assert_eq!(answers.before("\"r", 1).map(|a| a.version), Some(2));
+        assert_eq!(answers.before("\"r", 2).map(|a| a.version), Some(3));
+        assert!(answers.before("\"r", 0).is_none());
+        assert!(answers.before("\"x", 2).is_none());
     }
 }
