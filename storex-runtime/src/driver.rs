@@ -24,7 +24,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::connection::{Connection, Reaction, ResumeRequest};
 use crate::hub::Hub;
-use crate::local::{ClaimError, Command, Handoff, Inbox};
+use crate::local::{ClaimError, Command, Handoff, Inbox, Signal};
 use crate::protocol::{Close, CloseCode};
 use crate::transport::{Incoming, Transport};
 
@@ -105,6 +105,8 @@ struct Watch {
     queued: VecDeque<String>,
     /// Until when the client has to show a sign of life, when it was asked for one.
     pong: Option<Pin<Box<Sleep>>>,
+    /// What the hub raised that waits for the item in progress to end (a stop).
+    deferred: u8,
 }
 
 /// Serves `connection` over `transport` until it ends, then runs every `terminate` and forgets
@@ -123,6 +125,7 @@ pub(crate) async fn drive(
         limits,
         queued: VecDeque::new(),
         pong: None,
+        deferred: 0,
     };
     let end = loop {
         let work = match watch.next(&mut transport).await {
@@ -151,9 +154,7 @@ pub(crate) async fn drive(
             Reaction::Resume(request) => {
                 // While it waits, the client is watched: a resume whose client went is dropped
                 // (it must not take the session from a newer connection of that client).
-                let claimed = watch
-                    .beside(&mut transport, claim(&connection, &request))
-                    .await;
+                let claimed = claim(&mut watch, &mut transport, &connection, &request).await;
                 let claimed = match claimed {
                     Ok(claimed) => claimed,
                     Err(end) => break end,
@@ -202,38 +203,46 @@ async fn send_close(transport: &mut impl Transport, close: Close, limit: Duratio
     let _ = tokio::time::timeout(limit, transport.close(close)).await;
 }
 
-/// Takes the detached session `request` names from its task, for `connection` to serve.
-async fn claim(connection: &Connection, request: &ResumeRequest) -> Result<Parked, String> {
+/// Takes the session `request` names for `connection` to serve: waits (watching the client, so
+/// a gone client's resume stops waiting) until it can be claimed, then takes it over.
+async fn claim(
+    watch: &mut Watch,
+    transport: &mut impl Transport,
+    connection: &Connection,
+    request: &ResumeRequest,
+) -> Result<Result<Parked, String>, End> {
     let session = &request.session;
     let ended = || format!("Session {session} cannot be resumed: it has ended.");
     let attached = || format!("Session {session} is attached to another connection.");
     if session == connection.id() {
-        return Err(attached());
+        return Ok(Err(attached()));
     }
     // A session leaving its connection first finishes what it runs (within the time limit) and
     // sends its close (within the send timeout).
     let settings = connection.settings();
     let patience = settings.time_limit + settings.send + RESUME_GRACE;
-    let claim = match connection
-        .hub()
-        .claim(session, RESUME_GRACE, patience)
-        .await
-    {
+    let waiting = connection.hub().claim(session, RESUME_GRACE, patience);
+    let claim = match watch.beside(transport, waiting).await? {
         Ok(claim) => claim,
-        Err(ClaimError::Ended) => return Err(ended()),
-        Err(ClaimError::Attached) => return Err(attached()),
+        Err(ClaimError::Ended) => return Ok(Err(ended())),
+        Err(ClaimError::Attached) => return Ok(Err(attached())),
     };
+    // Claimed: from here on the takeover is not given up when the client goes (the session
+    // would be dropped in between); a gone client is noticed after it, and the session detaches
+    // again.
     let (reply, handoff) = oneshot::channel();
-    claim.send(reply).map_err(|_gone| ended())?;
+    if claim.send(reply).is_err() {
+        return Ok(Err(ended()));
+    }
     // The task answers between two server-side mutations: within the time limit of one.
-    let patience = connection.settings().time_limit + RESUME_GRACE;
-    match tokio::time::timeout(patience, handoff).await {
+    let patience = settings.time_limit + RESUME_GRACE;
+    Ok(match tokio::time::timeout(patience, handoff).await {
         Ok(Ok(handoff)) => handoff
             .downcast::<Parked>()
             .map(|parked| *parked)
             .map_err(|_other| ended()),
         Ok(Err(_)) | Err(_) => Err(ended()),
-    }
+    })
 }
 
 /// Keeps a session whose client went without closing until a resume takes it over (its task
@@ -279,8 +288,13 @@ async fn detached(mut connection: Connection, mut inbox: Inbox) {
                 connection.detached_size(connection.history_bytes(), limits);
             }
             () = &mut expiry => break,
-            () = inbox.stop.notified() => break,
-            () = inbox.overloaded.notified() => break,
+            reasons = inbox.signal.next() => {
+                // A stop, or commands that did not fit: it ends. (A probe asks nothing of a
+                // detached session: a resume takes it.)
+                if reasons & (Signal::STOP | Signal::OVERLOADED) != 0 {
+                    break;
+                }
+            }
         }
     }
     connection.end_detached();
@@ -292,6 +306,31 @@ impl Watch {
     fn touched(&mut self) {
         self.idle.as_mut().reset(Instant::now() + self.limits.idle);
         self.pong = None;
+    }
+
+    /// Acts on what the hub raised: overload ends the connection, a stop too (once the item in
+    /// progress is done: `in_item` keeps it for later), a probe asks the client for a sign of
+    /// life.
+    async fn on_signal(
+        &mut self,
+        transport: &mut impl Transport,
+        reasons: u8,
+        in_item: bool,
+    ) -> Result<(), End> {
+        let reasons = reasons | std::mem::take(&mut self.deferred);
+        if reasons & Signal::OVERLOADED != 0 {
+            return Err(overloaded());
+        }
+        if reasons & Signal::STOP != 0 {
+            if !in_item {
+                return Err(going_away());
+            }
+            self.deferred |= Signal::STOP;
+        }
+        if reasons & Signal::PROBE != 0 {
+            self.probe(transport).await?;
+        }
+        Ok(())
     }
 
     /// A resume wants this session: the client is asked for a sign of life (any frame within
@@ -339,6 +378,9 @@ impl Watch {
         if let Some(text) = self.queued.pop_front() {
             return Ok(Work::Text(text));
         }
+        if self.deferred != 0 {
+            self.on_signal(transport, 0, false).await?;
+        }
         loop {
             tokio::select! {
                 incoming = transport.recv() => {
@@ -349,10 +391,8 @@ impl Watch {
                 command = self.inbox.commands.recv() => {
                     return command.map(Work::Command).ok_or_else(End::closed);
                 }
-                () = self.inbox.overloaded.notified() => return Err(overloaded()),
                 () = self.idle.as_mut() => return Err(idle()),
-                () = self.inbox.stop.notified() => return Err(going_away()),
-                () = self.inbox.probe.notified() => self.probe(transport).await?,
+                reasons = self.inbox.signal.next() => self.on_signal(transport, reasons, false).await?,
                 () = no_pong(&mut self.pong), if self.pong.is_some() => {
                     if let Some(text) = self.last_look(transport)? {
                         return Ok(Work::Text(text));
@@ -426,12 +466,13 @@ impl Watch {
                     Ok(None) => continue,
                     Err(end) => end,
                 },
-                () = self.inbox.overloaded.notified(), if watching => overloaded(),
                 () = self.idle.as_mut(), if watching => idle(),
-                () = self.inbox.probe.notified(), if watching => match self.probe(transport).await {
-                    Ok(()) => continue,
-                    Err(end) => end,
-                },
+                reasons = self.inbox.signal.next(), if watching => {
+                    match self.on_signal(transport, reasons, true).await {
+                        Ok(()) => continue,
+                        Err(end) => end,
+                    }
+                }
                 () = no_pong(&mut self.pong), if watching && self.pong.is_some() => {
                     match self.last_look(transport) {
                         Ok(Some(text)) => {

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -172,10 +173,7 @@ struct SessionEntry {
     // Boxed: a channel allocates its first block of 32 slots when it is made, so with 10,000 idle
     // sessions the slot size is resident memory.
     commands: mpsc::Sender<Box<Command>>,
-    overloaded: Arc<Notify>,
-    stop: Arc<Notify>,
-    /// Asks the session's connection to prove it is there (a resume wants the session).
-    probe: Arc<Notify>,
+    signal: Arc<Signal>,
     joined: Vec<(&'static str, Option<Box<str>>)>,
     attachment: Attachment,
     /// How many times it detached.
@@ -189,8 +187,8 @@ impl SessionEntry {
     }
 
     /// Where to send the session a command, and how to tell it that it fell behind.
-    fn channel(&self) -> (mpsc::Sender<Box<Command>>, Arc<Notify>) {
-        (self.commands.clone(), self.overloaded.clone())
+    fn channel(&self) -> (mpsc::Sender<Box<Command>>, Arc<Signal>) {
+        (self.commands.clone(), self.signal.clone())
     }
 }
 
@@ -200,10 +198,43 @@ impl SessionEntry {
 #[derive(Debug)]
 pub(crate) struct Inbox {
     pub(crate) commands: mpsc::Receiver<Box<Command>>,
-    pub(crate) overloaded: Arc<Notify>,
-    pub(crate) stop: Arc<Notify>,
-    /// A resume wants the session: the connection must show it is alive, or let it go.
-    pub(crate) probe: Arc<Notify>,
+    pub(crate) signal: Arc<Signal>,
+}
+
+/// What the hub tells a session's task besides commands: one wake-up and the reasons raised
+/// since the task last looked. One per session, so that waiting for it contends with no other
+/// session, and one in all, so that the task's loop registers one waiter, not three.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    wake: Notify,
+    raised: AtomicU8,
+}
+
+impl Signal {
+    /// The session falls behind: a command could not be queued.
+    pub(crate) const OVERLOADED: u8 = 1;
+    /// The process is stopping.
+    pub(crate) const STOP: u8 = 2;
+    /// A resume wants the session: its connection must show it is alive, or let it go.
+    pub(crate) const PROBE: u8 = 4;
+
+    /// Raises `reason` and wakes the task (or lets it find the wake-up when it next waits).
+    pub(crate) fn raise(&self, reason: u8) {
+        self.raised.fetch_or(reason, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Waits for a wake-up; the reasons raised since the last call (possibly none: a wake-up
+    /// whose reasons an earlier call took).
+    pub(crate) async fn next(&self) -> u8 {
+        self.wake.notified().await;
+        self.take()
+    }
+
+    /// The reasons raised since the last look, cleared.
+    pub(crate) fn take(&self) -> u8 {
+        self.raised.swap(0, Ordering::AcqRel)
+    }
 }
 
 /// Why a session could not be opened.
@@ -252,7 +283,7 @@ impl LocalSessions {
     pub fn deliver(&self, target: &Target, mutation: &RawMutation) -> usize {
         let store = mutation.store();
         // Collect the senders under the lock, send after it: no lock is held while sending.
-        let senders: Vec<(mpsc::Sender<Box<Command>>, Arc<Notify>)> = {
+        let senders: Vec<(mpsc::Sender<Box<Command>>, Arc<Signal>)> = {
             let indexes = self.lock();
             let in_set = |ids: Option<&HashSet<Arc<str>>>| {
                 let ids = ids.into_iter().flatten();
@@ -273,14 +304,14 @@ impl LocalSessions {
             }
         };
         let mut sent = 0;
-        for (sender, overloaded) in senders {
+        for (sender, signal) in senders {
             let command = Box::new(Command {
                 mutation: mutation.clone(),
                 reply: None,
             });
             match sender.try_send(command) {
                 Ok(()) => sent += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => overloaded.notify_one(),
+                Err(mpsc::error::TrySendError::Full(_)) => signal.raise(Signal::OVERLOADED),
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
@@ -294,7 +325,7 @@ impl LocalSessions {
         session: &str,
         mutation: RawMutation,
     ) -> Result<Option<Value>, HubError> {
-        let (sender, overloaded) = {
+        let (sender, signal) = {
             let indexes = self.lock();
             let entry = indexes
                 .sessions
@@ -316,7 +347,7 @@ impl LocalSessions {
         match sender.try_send(command) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                overloaded.notify_one();
+                signal.raise(Signal::OVERLOADED);
                 return Err(HubError::Overloaded(session.into()));
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -338,14 +369,10 @@ impl LocalSessions {
             return Err(OpenError::Taken);
         }
         let (commands, receiver) = mpsc::channel(capacity.max(1));
-        let overloaded = Arc::new(Notify::new());
-        let stop = Arc::new(Notify::new());
-        let probe = Arc::new(Notify::new());
+        let signal = Arc::new(Signal::default());
         let entry = SessionEntry {
             commands,
-            overloaded: overloaded.clone(),
-            stop: stop.clone(),
-            probe: probe.clone(),
+            signal: signal.clone(),
             joined: Vec::new(),
             attachment: Attachment::Attached,
             detaches: 0,
@@ -353,9 +380,7 @@ impl LocalSessions {
         indexes.sessions.insert(id, entry);
         Ok(Inbox {
             commands: receiver,
-            overloaded,
-            stop,
-            probe,
+            signal,
         })
     }
 
@@ -422,15 +447,15 @@ impl LocalSessions {
 
     /// Tells every session to close and refuses new ones; done when the last one has gone.
     pub(crate) async fn stop(&self) {
-        let stops: Vec<Arc<Notify>> = {
+        let stops: Vec<Arc<Signal>> = {
             let mut indexes = self.lock();
             indexes.stopping = true;
             let entries = indexes.sessions.values();
-            entries.map(|entry| entry.stop.clone()).collect()
+            entries.map(|entry| entry.signal.clone()).collect()
         };
         // A stored permit: a session busy with a mutation sees it when it is done.
         for stop in stops {
-            stop.notify_one();
+            stop.raise(Signal::STOP);
         }
         loop {
             let emptied = self.shared.emptied.notified();
@@ -586,7 +611,7 @@ impl LocalSessions {
                     Attachment::Attached => {
                         // Its connection may be gone without the server knowing: it is asked to
                         // show it is alive, and lets the session go when it cannot.
-                        entry.probe.notify_one();
+                        entry.signal.raise(Signal::PROBE);
                         since + grace
                     }
                 }

@@ -83,9 +83,12 @@ async fn a_silent_socket_is_closed_after_the_idle_timeout() {
 
 #[actix_rt::test]
 async fn a_client_that_does_not_read_is_dropped_with_its_backlog() {
+    // Without resume: the sleeper's session ends with its connection (with resume it would wait,
+    // keeping up with its commands now that nothing is sent: tests/resume.rs).
     let config = Config::default()
         .send_timeout(Duration::from_millis(500))
-        .inbox_capacity(8);
+        .inbox_capacity(8)
+        .resume_ttl(Duration::ZERO);
     let server = TestServer::start(config);
     let mut reader = server.connect().await;
     reader.join(COUNTER, json!({})).await;

@@ -48,6 +48,19 @@ async fn a_thousand_connections_join_and_mutate() {
             .mutate(storex::mutation!(common::stores::Counter, "increase")),
         Ok(1_000)
     );
+    // Dropped without a close frame: every session waits for a resume, until the server stops.
     drop(clients);
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while server.hub.detached().sessions != CONNECTIONS as usize {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?} of {CONNECTIONS} sessions detached",
+            server.hub.detached()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tokio::time::timeout(common::PATIENCE, server.hub.stop())
+        .await
+        .expect("the stop ends every detached session");
     server.wait_for_sessions(0).await;
 }

@@ -328,11 +328,15 @@ async fn http_join_renders_the_state() {
 
 #[actix_rt::test]
 async fn closed_by_client_without_close_frame_is_cleaned_up() {
-    let server = TestServer::start(Config::default());
+    // Without resume the session ends with its connection (tests/resume.rs: with it, it waits).
+    let config = Config::default().resume_ttl(std::time::Duration::ZERO);
+    let server = TestServer::start(config);
     let mut client = server.connect().await;
     client.join(COUNTER, json!({})).await;
+    let session = client.session.clone().unwrap();
     drop(client);
     server.wait_for_sessions(0).await;
+    assert!(terminated(&session));
 }
 
 #[actix_rt::test]

@@ -34,9 +34,9 @@ fn main() -> std::io::Result<()> {
     }
     let tuning = Tuning::from_env().map_err(std::io::Error::other)?;
     if let Ok(level) = std::env::var("STOREX_BENCH_LOG") {
-        let level: tracing::Level = level
-            .parse()
-            .map_err(|_| std::io::Error::other(format!("STOREX_BENCH_LOG: not a level: {level}")))?;
+        let level: tracing::Level = level.parse().map_err(|_| {
+            std::io::Error::other(format!("STOREX_BENCH_LOG: not a level: {level}"))
+        })?;
         tracing_subscriber::fmt()
             .with_max_level(level)
             .with_writer(std::io::stderr)
