@@ -74,9 +74,6 @@ pub fn storex_answer_len(mutations: u64) -> usize {
         path: vec![PathSegment::Key("counter".into())],
         value: value.clone(),
     }];
-    let Ok(diff) = serde_json::value::to_raw_value(&diff) else {
-        return 0;
-    };
     ServerMessage::Mutation {
         store: crate::server::STORE,
         session: client::FAKE_SESSION,

@@ -371,24 +371,24 @@ impl Connection {
         let store = &mut self.stores[position];
         let result = store.live.mutate(&call.name, &call.data).await;
         let (outcome, answer) = match result {
-            Ok(applied) => match record(store, &applied.diff, limits) {
-                Ok(recorded) => {
-                    tracing::debug!(changes = applied.diff.len(), "mutation applied");
-                    let answer = ServerMessage::Mutation {
-                        store: name,
-                        session: self.session.id(),
-                        diff: recorded.text(store),
-                        message: applied.reply.as_ref(),
-                        request: request.as_ref(),
-                        epoch: Some(store.versions.epoch()),
-                        version: Some(store.versions.version()),
-                        replayed: false,
-                    }
-                    .encode();
-                    (Ok(applied.reply), answer)
+            Ok(applied) => {
+                if !applied.diff.is_empty() {
+                    store.versions.record(&applied.diff, limits);
                 }
-                Err(error) => (Err(error), String::new()),
-            },
+                tracing::debug!(changes = applied.diff.len(), "mutation applied");
+                let answer = ServerMessage::Mutation {
+                    store: name,
+                    session: self.session.id(),
+                    diff: &applied.diff,
+                    message: applied.reply.as_ref(),
+                    request: request.as_ref(),
+                    epoch: Some(store.versions.epoch()),
+                    version: Some(store.versions.version()),
+                    replayed: false,
+                }
+                .encode();
+                (Ok(applied.reply), answer)
+            }
             Err(error) => (Err(error.to_string()), String::new()),
         };
         let answer = match &outcome {
@@ -431,7 +431,7 @@ impl Connection {
             Ok(reply) => ServerMessage::Mutation {
                 store: answer.store,
                 session: self.session.id(),
-                diff: &crate::history::empty_diff(),
+                diff: &[],
                 message: reply.as_ref(),
                 request: request.as_ref(),
                 epoch,
@@ -473,25 +473,24 @@ impl Connection {
                 return Reaction::Nothing;
             };
             let result = instance.live.mutate(name, mutation.args()).await;
-            let result = result.and_then(|applied| {
+            let result = result.map(|applied| {
                 // A change-less push would do nothing on the client: skip it (it matters most
                 // when one server-side mutation reaches thousands of sessions).
                 if applied.diff.is_empty() {
-                    return Ok((Reaction::Nothing, applied.reply));
+                    return (Reaction::Nothing, applied.reply);
                 }
-                let recorded = record(instance, &applied.diff, limits)
-                    .map_err(crate::instance::MutationError::Refused)?;
+                instance.versions.record(&applied.diff, limits);
                 let push = ServerMessage::Mutation {
                     store,
                     session: self.session.id(),
-                    diff: recorded.text(instance),
+                    diff: &applied.diff,
                     message: None,
                     request: None,
                     epoch: Some(instance.versions.epoch()),
                     version: Some(instance.versions.version()),
                     replayed: false,
                 };
-                Ok((Reaction::Send(push.encode()), applied.reply))
+                (Reaction::Send(push.encode()), applied.reply)
             });
             match result {
                 Ok((push, answer)) => {
@@ -661,54 +660,6 @@ fn state_of(store: &dyn LiveStore) -> Result<Value, String> {
             store.name()
         )
     })
-}
-
-/// The diff as JSON text, recorded in the instance's history when it is not empty (the version
-/// goes up).
-fn record(
-    store: &mut Joined,
-    diff: &[crate::diff::Change],
-    limits: HistoryLimits,
-) -> Result<Recorded, String> {
-    let text = serde_json::value::to_raw_value(diff).map_err(|error| {
-        format!(
-            "The diff of store {} cannot be serialized: {error}",
-            store.live.name()
-        )
-    })?;
-    if diff.is_empty() {
-        return Ok(Recorded::Own(text));
-    }
-    Ok(match store.versions.record(text, limits) {
-        Some(text) => Recorded::Own(text),
-        None => Recorded::Kept,
-    })
-}
-
-/// A diff as JSON text: in the instance's history (moved there, not copied), or here.
-enum Recorded {
-    Kept,
-    Own(Box<RawValue>),
-}
-
-impl Recorded {
-    /// The text, from here or from `store`'s history.
-    fn text<'a>(&'a self, store: &'a Joined) -> &'a RawValue {
-        match self {
-            Self::Own(text) => text,
-            // `Kept` means the history's newest entry is this diff.
-            Self::Kept => store
-                .versions
-                .newest()
-                .unwrap_or_else(|| EMPTY_DIFF.get_or_init(empty)),
-        }
-    }
-}
-
-static EMPTY_DIFF: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-
-fn empty() -> Box<RawValue> {
-    crate::history::empty_diff()
 }
 
 impl Drop for Connection {

@@ -14,8 +14,9 @@ const MAX_VERSION: u64 = (1 << 53) - 1;
 pub(crate) struct Versions {
     epoch: Box<str>,
     version: u64,
-    /// The diff that led to each version, oldest first.
-    history: VecDeque<(u64, Box<RawValue>)>,
+    /// The diff that led to each version (its JSON text), oldest first. The text of a diff that
+    /// leaves is the buffer of the next one: a full history records without allocating.
+    history: VecDeque<(u64, String)>,
     bytes: usize,
 }
 
@@ -63,45 +64,46 @@ impl Versions {
         self.bytes
     }
 
-    /// Records a non-empty diff: the version goes up by one, and the diff is kept within
+    /// Records a non-empty diff: the version goes up by one, and the diff's text is kept within
     /// `limits` (the oldest go first; a diff larger than the byte limit is not kept, so a client
     /// that missed it gets the whole state).
-    ///
-    /// The diff is moved in; it comes back when it is not kept (then read it from the history
-    /// with [`newest`](Self::newest)).
-    pub(crate) fn record(
-        &mut self,
-        diff: Box<RawValue>,
-        limits: HistoryLimits,
-    ) -> Option<Box<RawValue>> {
+    pub(crate) fn record(&mut self, diff: &[crate::diff::Change], limits: HistoryLimits) {
         if self.version == MAX_VERSION {
             // Never reached in practice; a new epoch keeps versions exact for the client.
             *self = Self::new();
         }
         self.version += 1;
-        let size = diff.get().len();
-        if limits.len == 0 || size > limits.bytes {
+        if limits.len == 0 {
+            return;
+        }
+        // The oldest entry's buffer, when the history is full, else a new one.
+        let mut text = if self.history.len() >= limits.len {
+            self.history.pop_front().map(|(_, old)| {
+                self.bytes -= old.len();
+                old
+            })
+        } else {
+            None
+        }
+        .unwrap_or_default();
+        text.clear();
+        // Writing changes into a string cannot fail; if it did, the diff would not be kept.
+        let mut bytes = std::mem::take(&mut text).into_bytes();
+        let written = serde_json::to_writer(&mut bytes, diff);
+        let text = String::from_utf8(bytes).unwrap_or_default();
+        if written.is_err() || text.len() > limits.bytes {
             self.history.clear();
             self.bytes = 0;
-            return Some(diff);
+            return;
         }
-        while self.history.len() >= limits.len || self.bytes + size > limits.bytes {
+        while self.bytes + text.len() > limits.bytes {
             let Some((_, old)) = self.history.pop_front() else {
                 break;
             };
-            self.bytes -= old.get().len();
+            self.bytes -= old.len();
         }
-        self.history.push_back((self.version, diff));
-        self.bytes += size;
-        None
-    }
-
-    /// The diff that led to the current version, when the history holds it.
-    pub(crate) fn newest(&self) -> Option<&RawValue> {
-        self.history
-            .back()
-            .filter(|(version, _)| *version == self.version)
-            .map(|(_, diff)| &**diff)
+        self.bytes += text.len();
+        self.history.push_back((self.version, text));
     }
 
     /// What a client holding `version` of `epoch` needs.
@@ -123,7 +125,7 @@ impl Versions {
         let mut joined = String::from("[");
         for (_, diff) in diffs {
             // Each diff is a JSON array: its elements, without the brackets, one after another.
-            let inner = diff.get().trim();
+            let inner = diff.trim();
             let inner = inner[1..inner.len() - 1].trim();
             if inner.is_empty() {
                 continue;
@@ -251,8 +253,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn raw(text: &str) -> Box<RawValue> {
-        RawValue::from_string(text.to_owned()).unwrap_or_else(|_| panic!("{text}"))
+    use crate::diff::{Change, PathSegment};
+
+    /// `[{"a":"u","p":[key],"t":value}]`
+    fn set(key: &str, value: Value) -> Vec<Change> {
+        vec![Change::Update {
+            path: vec![PathSegment::Key(key.into())],
+            value,
+        }]
     }
 
     /// The diff's text, or `None` for the whole state.
@@ -275,7 +283,7 @@ mod tests {
         assert_eq!(epoch.len(), 16);
         assert_eq!(text(versions.since(&epoch, 0)).as_deref(), Some("[]"));
         for n in 1..=4 {
-            versions.record(raw(&format!(r#"[{{"a":"u","p":["n"],"t":{n}}}]"#)), ROOM);
+            versions.record(&set("n", json!(n)), ROOM);
         }
         assert_eq!(versions.version(), 4);
         assert_eq!(
@@ -295,16 +303,16 @@ mod tests {
     fn the_byte_limit_drops_the_oldest_and_skips_a_diff_too_large() {
         let mut versions = Versions::new();
         let epoch = versions.epoch().to_owned();
-        let limits = HistoryLimits { len: 10, bytes: 40 };
-        let diff = raw(r#"[{"a":"d","p":[1]}]"#); // 19 bytes
-        versions.record(diff.clone(), limits);
-        versions.record(diff.clone(), limits);
-        assert_eq!(versions.bytes(), 38);
-        versions.record(diff.clone(), limits);
-        assert_eq!(versions.bytes(), 38);
+        let diff = set("n", json!(1)); // `[{"a":"u","p":["n"],"t":1}]`: 27 bytes
+        let limits = HistoryLimits { len: 10, bytes: 60 };
+        versions.record(&diff, limits);
+        versions.record(&diff, limits);
+        assert_eq!(versions.bytes(), 54);
+        versions.record(&diff, limits);
+        assert_eq!(versions.bytes(), 54);
         assert_eq!(text(versions.since(&epoch, 0)), None);
         assert!(matches!(versions.since(&epoch, 1), Catchup::Diff(_)));
-        versions.record(raw(&format!("[{}]", "1,".repeat(30) + "1")), limits);
+        versions.record(&set("n", json!("x".repeat(60))), limits);
         assert_eq!((versions.version(), versions.bytes()), (4, 0));
         assert_eq!(text(versions.since(&epoch, 3)), None);
         assert_eq!(text(versions.since(&epoch, 4)).as_deref(), Some("[]"));

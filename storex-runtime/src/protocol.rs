@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::diff::Change;
+
 /// What a client sent: one text frame, one JSON object.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -169,8 +171,8 @@ pub enum ServerMessage<'a> {
         store: &'a str,
         /// The connection's session id.
         session: &'a str,
-        /// What changed: a JSON list of [`Change`](crate::diff::Change)s.
-        diff: &'a RawValue,
+        /// What changed.
+        diff: &'a [Change],
         /// The mutation's reply, if it gave one.
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<&'a Value>,
@@ -480,11 +482,10 @@ mod tests {
             r#"{"type":"join","store":"S","session":"id","data":{"counter":0},"request":"r1"}"#
         );
         let reply = json!("message");
-        let empty = crate::history::empty_diff();
         let mutation = ServerMessage::Mutation {
             store: "S",
             session: "id",
-            diff: &empty,
+            diff: &[],
             message: Some(&reply),
             request: request.as_ref(),
             epoch: None,
@@ -498,7 +499,7 @@ mod tests {
         let push = ServerMessage::Mutation {
             store: "S",
             session: "id",
-            diff: &empty,
+            diff: &[],
             message: None,
             request: None,
             epoch: None,
@@ -554,10 +555,14 @@ mod tests {
         );
         let diff = RawValue::from_string(r#"[{"a":"u","p":["counter"],"t":4}]"#.into())
             .unwrap_or_else(|_| unreachable!());
+        let change = [Change::Update {
+            path: vec![crate::diff::PathSegment::Key("counter".into())],
+            value: json!(4),
+        }];
         let replayed = ServerMessage::Mutation {
             store: "S",
             session: "id",
-            diff: &diff,
+            diff: &change,
             message: None,
             request: request.as_ref(),
             epoch: Some("e"),
