@@ -370,7 +370,7 @@ impl Connection {
         let limits = self.settings.history_limits();
         let store = &mut self.stores[position];
         let result = store.live.mutate(&call.name, &call.data).await;
-        let (outcome, answer) = match result {
+        let (answer, outcome) = match result {
             Ok(applied) => {
                 if !applied.diff.is_empty() {
                     store.versions.record(&applied.diff, limits);
@@ -385,26 +385,22 @@ impl Connection {
                     epoch: Some(store.versions.epoch()),
                     version: Some(store.versions.version()),
                     replayed: false,
-                }
-                .encode();
-                (Ok(applied.reply), answer)
+                };
+                (answer.encode(), Ok(applied.reply))
             }
-            Err(error) => (Err(error.to_string()), String::new()),
-        };
-        let answer = match &outcome {
-            Ok(_) => answer,
             Err(error) => {
+                let error = error.to_string();
                 tracing::debug!(%error, "mutation failed");
-                ServerMessage::Error {
+                let answer = ServerMessage::Error {
                     store: name,
                     session: self.session.id(),
-                    error,
+                    error: &error,
                     request,
                     epoch: Some(store.versions.epoch()),
                     version: Some(store.versions.version()),
                     replayed: false,
-                }
-                .encode()
+                };
+                (answer.encode(), Err(error))
             }
         };
         if let Some(key) = key {

@@ -41,7 +41,6 @@ pub struct Endpoint {
 #[derive(Debug)]
 struct Shared {
     config: Config,
-    registry: &'static Registry,
     settings: Arc<Settings>,
 }
 
@@ -103,11 +102,7 @@ impl Endpoint {
             resume: config.resume.clone(),
         });
         Ok(Self {
-            shared: Arc::new(Shared {
-                config,
-                registry,
-                settings,
-            }),
+            shared: Arc::new(Shared { config, settings }),
         })
     }
 
@@ -230,7 +225,7 @@ impl Endpoint {
         if store.is_empty() {
             return refuse(&Close::store_not_set().reason);
         }
-        let Some(entry) = self.shared.registry.get(store) else {
+        let Some(entry) = self.shared.settings.registry.get(store) else {
             return refuse(&format!(
                 "Store '{store}' is not defined or can't be compiled."
             ));
