@@ -477,21 +477,6 @@ impl FrameCounts {
         }
         codes
     }
-
-    fn merge(&mut self, other: &FrameCounts) {
-        for kind in Kind::ALL {
-            self.inputs[kind.index()] += other.inputs[kind.index()];
-            self.answered[kind.index()] += other.answered[kind.index()];
-            self.cut[kind.index()] += other.cut[kind.index()];
-        }
-        for (key, count) in &other.closes {
-            *self.closes.entry(*key).or_default() += count;
-        }
-        self.connections += other.connections;
-        self.resumed += other.resumed;
-        self.versions_checked += other.versions_checked;
-        self.batches += other.batches;
-    }
 }
 
 /// What the diff part checked.
@@ -511,13 +496,6 @@ impl DiffCounts {
     /// All diff inputs.
     pub fn total(&self) -> u64 {
         self.json_pairs + self.typed_pairs + self.random_changes
-    }
-
-    fn merge(&mut self, other: &DiffCounts) {
-        self.json_pairs += other.json_pairs;
-        self.typed_pairs += other.typed_pairs;
-        self.random_changes += other.random_changes;
-        self.changes += other.changes;
     }
 }
 
@@ -747,39 +725,47 @@ pub fn run(fuzz: &Fuzz) -> FuzzReport {
         ..FuzzReport::default()
     };
 
-    let started = Instant::now();
-    let results = on_workers(workers, |worker| {
-        let quota = share(fuzz.frames, workers, worker);
-        frames_worker(fuzz, worker, quota)
+    let (time, failures) = run_part(workers, "frames", &mut report.frames, |worker| {
+        frames_worker(fuzz, worker, share(fuzz.frames, workers, worker))
     });
-    report.frames_time = started.elapsed();
-    for result in results {
-        match result {
-            Some((counts, failures)) => {
-                report.frames.merge(&counts);
-                report.failures.extend(failures);
-            }
-            None => report.failures.push(lost_worker("frames")),
-        }
-    }
-
-    let started = Instant::now();
-    let results = on_workers(workers, |worker| {
-        let quota = share(fuzz.diffs, workers, worker);
-        diffs_worker(fuzz, worker, quota)
+    report.frames_time = time;
+    report.failures.extend(failures);
+    let (time, failures) = run_part(workers, "diffs", &mut report.diffs, |worker| {
+        diffs_worker(fuzz, worker, share(fuzz.diffs, workers, worker))
     });
-    report.diffs_time = started.elapsed();
-    for result in results {
-        match result {
-            Some((counts, failures)) => {
-                report.diffs.merge(&counts);
-                report.failures.extend(failures);
-            }
-            None => report.failures.push(lost_worker("diffs")),
-        }
-    }
+    report.diffs_time = time;
+    report.failures.extend(failures);
     report.panics = PANICS.load(Ordering::SeqCst) - before;
     report
+}
+
+/// Runs one part of the fuzz on every worker: its wall time and every worker's failures (a
+/// worker that did not come back is one); each worker's counts are merged into `counts`.
+fn run_part<C: Mergeable + Send>(
+    workers: usize,
+    part: &str,
+    counts: &mut C,
+    job: impl Fn(usize) -> (C, Vec<Failure>) + Sync,
+) -> (Duration, Vec<Failure>) {
+    let started = Instant::now();
+    let results = on_workers(workers, job);
+    let time = started.elapsed();
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Some((worker_counts, worker_failures)) => {
+                counts.merge(&worker_counts);
+                failures.extend(worker_failures);
+            }
+            None => failures.push(lost_worker(part)),
+        }
+    }
+    (time, failures)
+}
+
+/// Counts that add up across workers.
+trait Mergeable {
+    fn merge(&mut self, other: &Self);
 }
 
 fn share(total: u64, workers: usize, worker: usize) -> u64 {
@@ -3978,4 +3964,30 @@ fn diffs_worker(fuzz: &Fuzz, worker: usize, quota: u64) -> (DiffCounts, Vec<Fail
         }
     }
     (counts, failures)
+}
+
+impl Mergeable for FrameCounts {
+    fn merge(&mut self, other: &Self) {
+        for kind in Kind::ALL {
+            self.inputs[kind.index()] += other.inputs[kind.index()];
+            self.answered[kind.index()] += other.answered[kind.index()];
+            self.cut[kind.index()] += other.cut[kind.index()];
+        }
+        for (key, count) in &other.closes {
+            *self.closes.entry(*key).or_default() += count;
+        }
+        self.connections += other.connections;
+        self.resumed += other.resumed;
+        self.versions_checked += other.versions_checked;
+        self.batches += other.batches;
+    }
+}
+
+impl Mergeable for DiffCounts {
+    fn merge(&mut self, other: &Self) {
+        self.json_pairs += other.json_pairs;
+        self.typed_pairs += other.typed_pairs;
+        self.random_changes += other.random_changes;
+        self.changes += other.changes;
+    }
 }
