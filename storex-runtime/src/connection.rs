@@ -15,11 +15,13 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::history::{Answers, Catchup, HistoryLimits, Remembered, Versions};
+use crate::history::{Answer, Answers, Catchup, HistoryLimits, Outcome, Remembered, Versions};
 use crate::hub::{Hub, Registration};
 use crate::instance::LiveStore;
 use crate::local::{Claims, Command, DetachLimits, HubError};
-use crate::protocol::{ClientMessage, Close, HeldStore, MutationCall, ResumedStore, ServerMessage};
+use crate::protocol::{
+    ClientMessage, Close, HeldStore, Json, MutationCall, MutationFrame, ResumedStore, ServerMessage,
+};
 use crate::registry::Registry;
 use crate::resume::ResumeSettings;
 use crate::store::{Params, Session};
@@ -358,62 +360,77 @@ impl Connection {
         };
         // Remembered only when the session can be resumed: then the client may send it again.
         let remember = self.settings.resumable() && self.settings.resume.remembered_requests > 0;
-        let key = request.as_ref().filter(|_| remember).map(Answers::key);
-        if let Some(answer) = key
-            .as_deref()
-            .and_then(|key| self.answers.before(key, self.generation))
+        let remembered_as = request.as_ref().filter(|_| remember);
+        if let Some(answer) = remembered_as.and_then(|id| self.answers.before(id, self.generation))
         {
             tracing::debug!("mutation answered again: it ran on an earlier connection");
-            let answer = answer.clone();
-            return Reaction::Send(self.replay(&answer, request));
+            return Reaction::Send(self.replay(answer, request));
         }
-        let limits = self.settings.history_limits();
+        let (limits, limit) = (
+            self.settings.history_limits(),
+            self.settings.resume.remembered_requests,
+        );
         let store = &mut self.stores[position];
         let result = store.live.mutate(&call.name, &call.data).await;
-        let (answer, outcome) = match result {
+        let session = self.session.id();
+        // The answer: the frame of an applied mutation, or an error's text and its message.
+        let written = match result {
             Ok(applied) => {
                 if !applied.diff.is_empty() {
-                    store.versions.record(&applied.diff, limits);
+                    store.versions.advance();
                 }
                 tracing::debug!(changes = applied.diff.len(), "mutation applied");
-                let answer = ServerMessage::Mutation {
+                let frame = MutationFrame {
                     store: name,
-                    session: self.session.id(),
-                    diff: &applied.diff,
-                    message: applied.reply.as_ref(),
+                    session,
+                    diff: Json::Value(&applied.diff),
+                    message: applied.reply.as_ref().map(Json::Value),
                     request: request.as_ref(),
                     epoch: Some(store.versions.epoch()),
                     version: Some(store.versions.version()),
                     replayed: false,
-                };
-                (answer.encode(), Ok(applied.reply))
+                }
+                .encode();
+                if !applied.diff.is_empty() {
+                    // The diff's text, written once, is the answer's and the history's.
+                    store.versions.keep(frame.diff(), limits);
+                }
+                Ok(frame)
             }
             Err(error) => {
                 let error = error.to_string();
                 tracing::debug!(%error, "mutation failed");
-                let answer = ServerMessage::Error {
+                let text = ServerMessage::Error {
                     store: name,
-                    session: self.session.id(),
+                    session,
                     error: &error,
                     request,
                     epoch: Some(store.versions.epoch()),
                     version: Some(store.versions.version()),
                     replayed: false,
-                };
-                (answer.encode(), Err(error))
+                }
+                .encode();
+                Err((text, error))
             }
         };
-        if let Some(key) = key {
-            let remembered = Remembered {
+        if let Some(id) = remembered_as {
+            let outcome = match &written {
+                Ok(frame) => Outcome::Reply(frame.message()),
+                Err((_, error)) => Outcome::Error(error),
+            };
+            let answer = Answer {
+                request: id,
                 connection: self.generation,
                 store: store.live.name(),
                 version: store.versions.version(),
                 outcome,
             };
-            let limit = self.settings.resume.remembered_requests;
-            self.answers.remember(key, remembered, limit);
+            self.answers.remember(answer, limit);
         }
-        Reaction::Send(answer)
+        Reaction::Send(match written {
+            Ok(frame) => frame.text,
+            Err((text, _)) => text,
+        })
     }
 
     /// The answer, again, to a mutation answered on an earlier connection of the session.
@@ -423,19 +440,22 @@ impl Connection {
             .iter()
             .find(|store| store.live.name() == answer.store)
             .map(|store| store.versions.epoch());
-        match &answer.outcome {
-            Ok(reply) => ServerMessage::Mutation {
-                store: answer.store,
-                session: self.session.id(),
-                diff: &[],
-                message: reply.as_ref(),
-                request: request.as_ref(),
-                epoch,
-                version: Some(answer.version),
-                replayed: true,
+        match answer.outcome() {
+            Outcome::Reply(reply) => {
+                MutationFrame {
+                    store: answer.store,
+                    session: self.session.id(),
+                    diff: Json::Text("[]"),
+                    message: reply.map(Json::Text),
+                    request: request.as_ref(),
+                    epoch,
+                    version: Some(answer.version),
+                    replayed: true,
+                }
+                .encode()
+                .text
             }
-            .encode(),
-            Err(error) => ServerMessage::Error {
+            Outcome::Error(error) => ServerMessage::Error {
                 store: answer.store,
                 session: self.session.id(),
                 error,
@@ -475,18 +495,20 @@ impl Connection {
                 if applied.diff.is_empty() {
                     return (Reaction::Nothing, applied.reply);
                 }
-                instance.versions.record(&applied.diff, limits);
-                let push = ServerMessage::Mutation {
+                instance.versions.advance();
+                let push = MutationFrame {
                     store,
                     session: self.session.id(),
-                    diff: &applied.diff,
+                    diff: Json::Value(&applied.diff),
                     message: None,
                     request: None,
                     epoch: Some(instance.versions.epoch()),
                     version: Some(instance.versions.version()),
                     replayed: false,
-                };
-                (Reaction::Send(push.encode()), applied.reply)
+                }
+                .encode();
+                instance.versions.keep(push.diff(), limits);
+                (Reaction::Send(push.text), applied.reply)
             });
             match result {
                 Ok((push, answer)) => {

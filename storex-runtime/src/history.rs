@@ -64,16 +64,26 @@ impl Versions {
         self.bytes
     }
 
-    /// Records a non-empty diff: the version goes up by one, and the diff's text is kept within
-    /// `limits` (the oldest go first; a diff larger than the byte limit is not kept, so a client
-    /// that missed it gets the whole state).
-    pub(crate) fn record(&mut self, diff: &[crate::diff::Change], limits: HistoryLimits) {
+    /// A non-empty diff happened: the version goes up by one. (Its text, once written, goes to
+    /// [`Versions::keep`].)
+    pub(crate) fn advance(&mut self) {
         if self.version == MAX_VERSION {
             // Never reached in practice; a new epoch keeps versions exact for the client.
             *self = Self::new();
         }
         self.version += 1;
+    }
+
+    /// Keeps `diff`, the JSON text of the diff that led to the current version, within `limits`
+    /// (the oldest go first; a diff larger than the byte limit is not kept, so a client that
+    /// missed it gets the whole state).
+    pub(crate) fn keep(&mut self, diff: &str, limits: HistoryLimits) {
         if limits.len == 0 {
+            return;
+        }
+        if diff.len() > limits.bytes {
+            self.history.clear();
+            self.bytes = 0;
             return;
         }
         // The oldest entry's buffer, when the history is full, else a new one.
@@ -86,22 +96,14 @@ impl Versions {
             None
         }
         .unwrap_or_default();
-        text.clear();
-        // Writing changes into a string cannot fail; if it did, the diff would not be kept.
-        let mut bytes = std::mem::take(&mut text).into_bytes();
-        let written = serde_json::to_writer(&mut bytes, diff);
-        let text = String::from_utf8(bytes).unwrap_or_default();
-        if written.is_err() || text.len() > limits.bytes {
-            self.history.clear();
-            self.bytes = 0;
-            return;
-        }
-        while self.bytes + text.len() > limits.bytes {
+        while self.bytes + diff.len() > limits.bytes {
             let Some((_, old)) = self.history.pop_front() else {
                 break;
             };
             self.bytes -= old.len();
         }
+        text.clear();
+        text.push_str(diff);
         self.bytes += text.len();
         self.history.push_back((self.version, text));
     }
@@ -145,101 +147,143 @@ pub(crate) fn empty_diff() -> Box<RawValue> {
     RawValue::from_string("[]".to_owned()).unwrap_or_else(|_| unreachable!())
 }
 
+/// How a mutation a client sent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome<'a> {
+    /// It ran; its reply's JSON text, if it gave one.
+    Reply(Option<&'a str>),
+    /// It failed with this message.
+    Error(&'a str),
+}
+
 /// The outcome of one mutation a client sent, remembered to answer it again without running it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Remembered {
+    /// The request id, as [`write_key`] writes it.
+    request: String,
     /// The connection of the session (0 the first, +1 at each resume) that answered it.
     pub(crate) connection: u32,
     pub(crate) store: &'static str,
     pub(crate) version: u64,
-    /// The reply, or the error message.
-    pub(crate) outcome: Result<Option<Value>, String>,
+    failed: bool,
+    /// The reply's JSON text (empty without a reply), or the error message.
+    text: String,
+}
+
+impl Remembered {
+    pub(crate) fn outcome(&self) -> Outcome<'_> {
+        match (self.failed, self.text.is_empty()) {
+            (true, _) => Outcome::Error(&self.text),
+            (false, true) => Outcome::Reply(None),
+            (false, false) => Outcome::Reply(Some(&self.text)),
+        }
+    }
+
+    /// About how many bytes it holds: its texts and the entry itself.
+    fn size(&self) -> usize {
+        self.request.len() + self.text.len() + 64
+    }
+}
+
+/// Writes a request id as a key: a string's text after a `"`, any other value's JSON text (so
+/// `"1"` and `1` stay apart: no JSON text but a string's starts with `"`).
+fn write_key(key: &mut String, request: &Value) {
+    key.clear();
+    match request {
+        Value::String(text) => {
+            key.push('"');
+            key.push_str(text);
+        }
+        other => {
+            use std::fmt::Write;
+            // `Value`'s `Display` is its JSON text; writing into a string cannot fail.
+            let _ = write!(key, "{other}");
+        }
+    }
 }
 
 /// The answers to a session's last mutations, oldest first. Kept in order without an index: a
 /// mutation costs a push (it sits on every round trip), and only a resumed connection looks
-/// answers up, among those of earlier connections, which are the oldest.
+/// answers up, among those of earlier connections, which are the oldest. Once full, the entry
+/// that leaves lends its buffers to the one that comes: remembering allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
-    answers: VecDeque<(Box<str>, Remembered)>,
+    answers: VecDeque<Remembered>,
     /// About how many bytes they hold.
     bytes: usize,
 }
 
-/// About how many bytes `answer` for `request` holds.
-fn size_of(request: &str, answer: &Remembered) -> usize {
-    let outcome = match &answer.outcome {
-        Ok(Some(reply)) => json_len(reply),
-        Ok(None) => 0,
-        Err(error) => error.len(),
-    };
-    // The key, the outcome, and the entry itself.
-    request.len() + outcome + 64
-}
-
-/// The length of `value`'s JSON text, counted without building it.
-fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` into a counter cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
+/// A mutation's answer to remember: for `request`, on `connection`, of `store` at `version`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Answer<'a> {
+    pub(crate) request: &'a Value,
+    pub(crate) connection: u32,
+    pub(crate) store: &'static str,
+    pub(crate) version: u64,
+    pub(crate) outcome: Outcome<'a>,
 }
 
 impl Answers {
-    /// The request id as a key (its JSON text: `"a"` and `1` stay apart).
-    pub(crate) fn key(request: &Value) -> Box<str> {
-        match request {
-            Value::String(text) => {
-                let mut key = String::with_capacity(text.len() + 1);
-                key.push('"');
-                key.push_str(text);
-                key.into()
-            }
-            other => other.to_string().into(),
-        }
-    }
-
-    /// Remembers `answer` for `request`, keeping the last `limit` answers.
-    pub(crate) fn remember(&mut self, request: Box<str>, answer: Remembered, limit: usize) {
+    /// Remembers `answer`, keeping the last `limit` answers.
+    pub(crate) fn remember(&mut self, answer: Answer<'_>, limit: usize) {
         if limit == 0 {
             return;
         }
+        let mut recycled = None;
         while self.answers.len() >= limit {
-            let Some((old, gone)) = self.answers.pop_front() else {
+            let Some(gone) = self.answers.pop_front() else {
                 break;
             };
-            self.bytes -= size_of(&old, &gone);
+            self.bytes -= gone.size();
+            recycled = Some(gone);
         }
-        self.bytes += size_of(&request, &answer);
-        self.answers.push_back((request, answer));
+        let (mut request, mut text) = recycled
+            .map(|gone| (gone.request, gone.text))
+            .unwrap_or_default();
+        write_key(&mut request, answer.request);
+        text.clear();
+        let failed = match answer.outcome {
+            Outcome::Reply(reply) => {
+                text.push_str(reply.unwrap_or_default());
+                false
+            }
+            Outcome::Error(error) => {
+                text.push_str(error);
+                true
+            }
+        };
+        let remembered = Remembered {
+            request,
+            connection: answer.connection,
+            store: answer.store,
+            version: answer.version,
+            failed,
+            text,
+        };
+        self.bytes += remembered.size();
+        self.answers.push_back(remembered);
     }
 
     /// The answer to `request` given on a connection before `connection`: a request sent again
     /// after a resume. (A request id repeated on one connection is a new request.) The newest
     /// such answer counts.
-    pub(crate) fn before(&self, request: &str, connection: u32) -> Option<&Remembered> {
+    pub(crate) fn before(&self, request: &Value, connection: u32) -> Option<&Remembered> {
         if connection == 0 {
             return None; // the session's first connection: there is no earlier one
         }
         // The earlier connections' answers are the oldest: a prefix.
         let earlier = self
             .answers
-            .partition_point(|(_, answer)| answer.connection < connection);
+            .partition_point(|answer| answer.connection < connection);
+        if earlier == 0 {
+            return None;
+        }
+        let mut key = String::new();
+        write_key(&mut key, request);
         self.answers
             .range(..earlier)
             .rev()
-            .find(|(key, _)| &**key == request)
-            .map(|(_, answer)| answer)
+            .find(|answer| answer.request == key)
     }
 
     /// About how many bytes the remembered answers hold.
@@ -253,14 +297,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::diff::{Change, PathSegment};
-
     /// `[{"a":"u","p":[key],"t":value}]`
-    fn set(key: &str, value: Value) -> Vec<Change> {
-        vec![Change::Update {
-            path: vec![PathSegment::Key(key.into())],
-            value,
-        }]
+    fn set(key: &str, value: Value) -> String {
+        json!([{"a": "u", "p": [key], "t": value}]).to_string()
+    }
+
+    /// Advances `versions` by the diff `set(key, value)`.
+    fn record(versions: &mut Versions, key: &str, value: Value, limits: HistoryLimits) {
+        versions.advance();
+        versions.keep(&set(key, value), limits);
     }
 
     /// The diff's text, or `None` for the whole state.
@@ -283,7 +328,7 @@ mod tests {
         assert_eq!(epoch.len(), 16);
         assert_eq!(text(versions.since(&epoch, 0)).as_deref(), Some("[]"));
         for n in 1..=4 {
-            versions.record(&set("n", json!(n)), ROOM);
+            record(&mut versions, "n", json!(n), ROOM);
         }
         assert_eq!(versions.version(), 4);
         assert_eq!(
@@ -300,86 +345,119 @@ mod tests {
     }
 
     #[test]
+    fn without_a_history_versions_still_count() {
+        let mut versions = Versions::new();
+        let epoch = versions.epoch().to_owned();
+        let none = HistoryLimits {
+            len: 0,
+            bytes: 1024,
+        };
+        record(&mut versions, "n", json!(1), none);
+        assert_eq!((versions.version(), versions.bytes()), (1, 0));
+        assert_eq!(text(versions.since(&epoch, 0)), None);
+        assert_eq!(text(versions.since(&epoch, 1)).as_deref(), Some("[]"));
+    }
+
+    #[test]
     fn the_byte_limit_drops_the_oldest_and_skips_a_diff_too_large() {
         let mut versions = Versions::new();
         let epoch = versions.epoch().to_owned();
-        let diff = set("n", json!(1)); // `[{"a":"u","p":["n"],"t":1}]`: 27 bytes
+        // `[{"a":"u","p":["n"],"t":1}]`: 27 bytes
         let limits = HistoryLimits { len: 10, bytes: 60 };
-        versions.record(&diff, limits);
-        versions.record(&diff, limits);
+        record(&mut versions, "n", json!(1), limits);
+        record(&mut versions, "n", json!(1), limits);
         assert_eq!(versions.bytes(), 54);
-        versions.record(&diff, limits);
+        record(&mut versions, "n", json!(1), limits);
         assert_eq!(versions.bytes(), 54);
         assert_eq!(text(versions.since(&epoch, 0)), None);
         assert!(matches!(versions.since(&epoch, 1), Catchup::Diff(_)));
-        versions.record(&set("n", json!("x".repeat(60))), limits);
+        record(&mut versions, "n", json!("x".repeat(60)), limits);
         assert_eq!((versions.version(), versions.bytes()), (4, 0));
         assert_eq!(text(versions.since(&epoch, 3)), None);
         assert_eq!(text(versions.since(&epoch, 4)).as_deref(), Some("[]"));
+        // A full history lends the oldest buffer: what it keeps stays exact.
+        for n in 10..20 {
+            record(&mut versions, "n", json!(n), limits);
+        }
+        assert_eq!(
+            text(versions.since(&epoch, 12)).as_deref(),
+            Some(r#"[{"a":"u","p":["n"],"t":18},{"a":"u","p":["n"],"t":19}]"#)
+        );
+    }
+
+    /// An answer to remember: for `request`, on `connection`, at `version`.
+    fn answer<'a>(
+        request: &'a Value,
+        connection: u32,
+        version: u64,
+        outcome: Outcome<'a>,
+    ) -> Answer<'a> {
+        Answer {
+            request,
+            connection,
+            store: "S",
+            version,
+            outcome,
+        }
     }
 
     #[test]
     fn answers_are_found_only_from_earlier_connections_and_within_the_limit() {
         let mut answers = Answers::default();
-        let answer = |connection| Remembered {
-            connection,
-            store: "S",
-            version: 1,
-            outcome: Ok(None),
-        };
-        let key = Answers::key(&Value::from("r1"));
-        assert_ne!(key, Answers::key(&Value::from(1)));
-        assert_ne!(
-            Answers::key(&Value::from("1")),
-            Answers::key(&Value::from(1))
-        );
-        answers.remember(key.clone(), answer(0), 2);
-        assert!(answers.before(&key, 0).is_none());
-        assert!(answers.before(&key, 1).is_some());
-        answers.remember(Answers::key(&Value::from("r2")), answer(0), 2);
-        answers.remember(Answers::key(&Value::from("r3")), answer(0), 2);
-        assert!(answers.before(&key, 1).is_none());
-        assert!(answers
-            .before(&Answers::key(&Value::from("r3")), 1)
-            .is_some());
+        let (r1, r2, r3) = (json!("r1"), json!("r2"), json!("r3"));
+        answers.remember(answer(&r1, 0, 1, Outcome::Reply(None)), 2);
+        assert!(answers.before(&r1, 0).is_none());
+        assert!(answers.before(&r1, 1).is_some());
+        // Ids of other JSON types are other ids.
+        assert!(answers.before(&json!(["r1"]), 1).is_none());
+        answers.remember(answer(&r2, 0, 1, Outcome::Reply(None)), 2);
+        answers.remember(answer(&r3, 0, 1, Outcome::Reply(None)), 2);
+        assert!(answers.before(&r1, 1).is_none());
+        assert!(answers.before(&r3, 1).is_some());
         assert!(answers.bytes() > 0);
     }
 
     #[test]
-    fn the_bytes_follow_what_is_remembered() {
+    fn a_string_id_and_a_number_id_stay_apart() {
         let mut answers = Answers::default();
-        let answer = |connection, outcome| Remembered {
-            connection,
-            store: "S",
-            version: 1,
-            outcome,
-        };
-        let reply = json!({"a": [1, 2, 3]});
-        let reply_len = reply.to_string().len();
-        answers.remember("\"a".into(), answer(0, Ok(Some(reply))), 2);
-        assert_eq!(answers.bytes(), 2 + reply_len + 64);
-        answers.remember("\"b".into(), answer(0, Err("no".into())), 2);
-        assert_eq!(answers.bytes(), 2 + reply_len + 64 + 2 + 2 + 64);
-        // A third evicts the oldest.
-        answers.remember("\"c".into(), answer(1, Ok(None)), 2);
+        let (text, number) = (json!("1"), json!(1));
+        answers.remember(answer(&text, 0, 1, Outcome::Reply(Some("\"t\""))), 8);
+        answers.remember(answer(&number, 0, 2, Outcome::Reply(Some("2"))), 8);
+        let found = |id: &Value| answers.before(id, 1).map(|a| (a.version, a.outcome()));
+        assert_eq!(found(&text), Some((1, Outcome::Reply(Some("\"t\"")))));
+        assert_eq!(found(&number), Some((2, Outcome::Reply(Some("2")))));
+        assert_eq!(found(&json!(1.5)), None);
+        assert_eq!(found(&json!("\"1")), None);
+    }
+
+    #[test]
+    fn the_bytes_follow_what_is_remembered_and_outcomes_come_back_as_given() {
+        let mut answers = Answers::default();
+        let (a, b, c) = (json!("a"), json!("b"), json!("c"));
+        let reply = r#"{"a":[1,2,3]}"#;
+        answers.remember(answer(&a, 0, 1, Outcome::Reply(Some(reply))), 2);
+        assert_eq!(answers.bytes(), 2 + reply.len() + 64);
+        answers.remember(answer(&b, 0, 1, Outcome::Error("no")), 2);
+        assert_eq!(answers.bytes(), 2 + reply.len() + 64 + 2 + 2 + 64);
+        // A third evicts the oldest, and takes its buffers: what it holds is its own.
+        answers.remember(answer(&c, 1, 1, Outcome::Reply(None)), 2);
         assert_eq!(answers.bytes(), 2 + 2 + 64 + 2 + 64);
+        let outcome = |id: &Value| answers.before(id, 2).map(Remembered::outcome);
+        assert_eq!(outcome(&a), None);
+        assert_eq!(outcome(&b), Some(Outcome::Error("no")));
+        assert_eq!(outcome(&c), Some(Outcome::Reply(None)));
     }
 
     #[test]
     fn the_newest_answer_of_an_earlier_connection_counts() {
         let mut answers = Answers::default();
-        let answer = |connection, version| Remembered {
-            connection,
-            store: "S",
-            version,
-            outcome: Ok(None),
-        };
-        answers.remember("\"r".into(), answer(0, 1), 8);
-        answers.remember("\"r".into(), answer(0, 2), 8);
-        answers.remember("\"r".into(), answer(1, 3), 8);
-        assert_eq!(answers.before("\"r", 1).map(|a| a.version), Some(2));
-        assert_eq!(answers.before("\"r", 2).map(|a| a.version), Some(3));
-        assert!(answers.before("\"r", 0).is_none());
-        assert!(answers.before("\"x", 2).is_none());
+        let r = json!("r");
+        answers.remember(answer(&r, 0, 1, Outcome::Reply(None)), 8);
+        answers.remember(answer(&r, 0, 2, Outcome::Reply(None)), 8);
+        answers.remember(answer(&r, 1, 3, Outcome::Reply(None)), 8);
+        assert_eq!(answers.before(&r, 1).map(|a| a.version), Some(2));
+        assert_eq!(answers.before(&r, 2).map(|a| a.version), Some(3));
+        assert!(answers.before(&r, 0).is_none());
+        assert!(answers.before(&json!("x"), 2).is_none());
     }
 }

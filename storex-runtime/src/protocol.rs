@@ -295,6 +295,115 @@ impl ServerMessage<'_> {
     }
 }
 
+/// JSON for a field of a [`MutationFrame`]: a value to serialize, or its text, serialized before.
+#[derive(Debug)]
+pub(crate) enum Json<'a, T: ?Sized> {
+    /// Serialized while the frame is written.
+    Value(&'a T),
+    /// JSON text, written as it is.
+    Text(&'a str),
+}
+
+// Copied as the references they hold are, whatever `T` is (a derive would ask `T: Copy`).
+impl<T: ?Sized> Clone for Json<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Json<'_, T> {}
+
+/// A mutation answer or a push, the frame that sits on every round trip, written field by field
+/// with the same text as [`ServerMessage::Mutation`]'s. Written this way, the frame tells where
+/// its diff and its message are: the session keeps those texts for a resume (PROTOCOL.md,
+/// "Versions and resume") without serializing them a second time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MutationFrame<'a> {
+    pub(crate) store: &'a str,
+    pub(crate) session: &'a str,
+    pub(crate) diff: Json<'a, [Change]>,
+    pub(crate) message: Option<Json<'a, Value>>,
+    pub(crate) request: Option<&'a Value>,
+    pub(crate) epoch: Option<&'a str>,
+    pub(crate) version: Option<u64>,
+    pub(crate) replayed: bool,
+}
+
+/// A written [`MutationFrame`]: its text, and where the diff and the message are in it.
+#[derive(Debug)]
+pub(crate) struct WrittenFrame {
+    pub(crate) text: String,
+    diff: std::ops::Range<usize>,
+    message: Option<std::ops::Range<usize>>,
+}
+
+impl WrittenFrame {
+    /// The diff's JSON text.
+    pub(crate) fn diff(&self) -> &str {
+        self.text.get(self.diff.clone()).unwrap_or("[]")
+    }
+
+    /// The message's JSON text, if the frame has one.
+    pub(crate) fn message(&self) -> Option<&str> {
+        self.message.clone().and_then(|range| self.text.get(range))
+    }
+}
+
+impl MutationFrame<'_> {
+    /// Writes the frame.
+    pub(crate) fn encode(&self) -> WrittenFrame {
+        /// Serializing a string, a change or a JSON value cannot fail: every key is a string.
+        fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        fn put_json<T: Serialize + ?Sized>(
+            out: &mut Vec<u8>,
+            json: Json<'_, T>,
+        ) -> std::ops::Range<usize> {
+            let start = out.len();
+            match json {
+                Json::Value(value) => put(out, value),
+                Json::Text(text) => out.extend_from_slice(text.as_bytes()),
+            }
+            start..out.len()
+        }
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(br#"{"type":"mutation","store":"#);
+        put(&mut out, self.store);
+        out.extend_from_slice(br#","session":"#);
+        put(&mut out, self.session);
+        out.extend_from_slice(br#","diff":"#);
+        let diff = put_json(&mut out, self.diff);
+        let message = self.message.map(|message| {
+            out.extend_from_slice(br#","message":"#);
+            put_json(&mut out, message)
+        });
+        if let Some(request) = self.request {
+            out.extend_from_slice(br#","request":"#);
+            put(&mut out, request);
+        }
+        if let Some(epoch) = self.epoch {
+            out.extend_from_slice(br#","epoch":"#);
+            put(&mut out, epoch);
+        }
+        if let Some(version) = self.version {
+            out.extend_from_slice(br#","version":"#);
+            put(&mut out, &version);
+        }
+        if self.replayed {
+            out.extend_from_slice(br#","replayed":true"#);
+        }
+        out.push(b'}');
+        // Every piece is JSON text, and text given as `Json::Text` came from a `&str`.
+        let text = String::from_utf8(out).unwrap_or_default();
+        WrittenFrame {
+            text,
+            diff,
+            message,
+        }
+    }
+}
+
 /// A close frame's code and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Close {
@@ -652,5 +761,95 @@ mod tests {
             Close::store_not_set(),
             Close::new(4000, "Store is not set.")
         );
+    }
+
+    mod frames {
+        use super::*;
+        use crate::diff::PathSegment;
+        use proptest::prelude::*;
+
+        /// JSON values, strings with quotes, escapes and non-ASCII among them.
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                any::<String>().prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map(any::<String>(), inner, 0..4)
+                        .prop_map(|map| Value::Object(map.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn changes() -> impl Strategy<Value = Vec<Change>> {
+            let segment = prop_oneof![
+                any::<String>().prop_map(PathSegment::Key),
+                any::<usize>().prop_map(PathSegment::Index),
+            ];
+            let path = prop::collection::vec(segment, 0..3);
+            let change = (0..3u8, path, json()).prop_map(|(kind, path, value)| match kind {
+                0 => Change::Update { path, value },
+                1 => Change::Insert { path, value },
+                _ => Change::Delete { path },
+            });
+            prop::collection::vec(change, 0..4)
+        }
+
+        proptest! {
+            /// The frame written field by field is the derived encoding, and it knows where its
+            /// diff and its message are.
+            #[test]
+            fn a_mutation_frame_is_the_mutation_message(
+                store in any::<String>(),
+                session in any::<String>(),
+                diff in changes(),
+                message in proptest::option::of(json()),
+                request in proptest::option::of(json()),
+                epoch in proptest::option::of(any::<String>()),
+                version in proptest::option::of(any::<u64>()),
+                replayed in any::<bool>(),
+            ) {
+                let derived = ServerMessage::Mutation {
+                    store: &store,
+                    session: &session,
+                    diff: &diff,
+                    message: message.as_ref(),
+                    request: request.as_ref(),
+                    epoch: epoch.as_deref(),
+                    version,
+                    replayed,
+                }
+                .encode();
+                let frame = MutationFrame {
+                    store: &store,
+                    session: &session,
+                    diff: Json::Value(&diff),
+                    message: message.as_ref().map(Json::Value),
+                    request: request.as_ref(),
+                    epoch: epoch.as_deref(),
+                    version,
+                    replayed,
+                };
+                let written = frame.encode();
+                prop_assert_eq!(&written.text, &derived);
+                let diff_text = serde_json::to_string(&diff).unwrap_or_default();
+                prop_assert_eq!(written.diff(), diff_text.as_str());
+                let message_text = message.as_ref().map(Value::to_string);
+                prop_assert_eq!(written.message(), message_text.as_deref());
+                // Written again from those texts, the frame is the same.
+                let again = MutationFrame {
+                    diff: Json::Text(written.diff()),
+                    message: written.message().map(Json::Text),
+                    ..frame
+                }
+                .encode();
+                prop_assert_eq!(&again.text, &derived);
+            }
+        }
     }
 }
