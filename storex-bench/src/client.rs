@@ -21,10 +21,6 @@ pub type Socket = WebSocketStream<TcpStream>;
 /// How long the client waits for any one frame, connect or HTTP answer before it gives up.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The session id the echo client puts in its frames: as long as a storex id, so the frames have
-/// the same size in both targets.
-pub const FAKE_SESSION: &str = "echo-echo-echo-echo-e";
-
 /// Small buffers: tungstenite's defaults (128 KiB each, zeroed) made the client, not the
 /// server, the bottleneck of 10,000 joins (page faults and memset in the client's profile).
 fn socket_config() -> WebSocketConfig {

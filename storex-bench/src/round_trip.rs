@@ -76,7 +76,7 @@ pub fn storex_answer_len(mutations: u64) -> usize {
     }];
     ServerMessage::Mutation {
         store: crate::server::STORE,
-        session: client::FAKE_SESSION,
+        session: crate::server::FAKE_SESSION,
         diff: &diff,
         message: None,
         request: Some(&value),
@@ -160,7 +160,7 @@ async fn connection(
     let mut socket = socket?;
     let (session, state) = match joined? {
         Some((session, state)) => (session, Some(state)),
-        None => (client::FAKE_SESSION.to_owned(), None),
+        None => (crate::server::FAKE_SESSION.to_owned(), None),
     };
     let outcome = pipeline(&mut socket, measure, &session, state).await;
     let _ = socket.close(None).await;

@@ -14,6 +14,10 @@ use storex::{Config, Hub, Store};
 /// The name clients join the counter by.
 pub const STORE: &str = "Bench.Counter";
 
+/// The session id the echo client puts in its frames: as long as a storex id, so the frames have
+/// the same size in both targets.
+pub const FAKE_SESSION: &str = "echo-echo-echo-echo-e";
+
 /// The largest frame either endpoint accepts (the storex default).
 const MAX_FRAME: usize = 64 * 1024;
 
@@ -135,7 +139,7 @@ struct EchoSessions {
 pub fn echo_push() -> String {
     format!(
         r#"{{"type":"mutation","store":"{STORE}","session":"{}","diff":[{{"a":"u","p":["counter"],"t":1}}],"epoch":"0123456789abcdef","version":1}}"#,
-        crate::client::FAKE_SESSION
+        FAKE_SESSION
     )
 }
 

@@ -242,7 +242,7 @@ async fn session(
         match client::connect(server, path, source).await {
             Ok(mut socket) if echo => echo_once(&mut socket).await.map(|()| {
                 let state = json!({"counter": 0});
-                (socket, client::FAKE_SESSION.to_owned(), state)
+                (socket, crate::server::FAKE_SESSION.to_owned(), state)
             }),
             Ok(mut socket) => client::join(&mut socket)
                 .await

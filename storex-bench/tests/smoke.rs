@@ -98,7 +98,7 @@ fn the_echo_pads_to_a_storex_answer() {
     let len = round_trip::storex_answer_len(1_000);
     let answer = format!(
         r#"{{"type":"mutation","store":"Bench.Counter","session":"{}","diff":[{{"a":"u","p":["counter"],"t":1000}}],"request":1000,"epoch":"0123456789abcdef","version":1000}}"#,
-        storex_bench::client::FAKE_SESSION
+        storex_bench::server::FAKE_SESSION
     );
     assert_eq!(len, answer.len());
 }
