@@ -211,6 +211,7 @@ class SocketConnection {
   // Sends the waiting commits of joined stores, in order, while fewer than maxInFlight are
   // unanswered (the server remembers the answers of a session's last 256 mutations, for a resume).
   pump() {
+    if (!this.queue.size) return // the common case on every answer: nothing waits
     let flying = [...this.answers.values()].filter(isMutation).length
     for (const wait of this.queue) {
       if (flying >= this.options.maxInFlight) return
