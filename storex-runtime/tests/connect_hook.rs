@@ -81,13 +81,7 @@ async fn a_missing_or_forged_token_is_refused_before_the_upgrade() {
         server.ws_url(),
         format!("{}?token={forged}", server.ws_url()),
     ] {
-        let error = Client::connect(&url, &[]).await.err().expect("refused");
-        match error {
-            tokio_tungstenite::tungstenite::Error::Http(response) => {
-                assert_eq!(response.status().as_u16(), 401)
-            }
-            other => panic!("expected an HTTP refusal, got {other}"),
-        }
+        assert_eq!(upgrade_at(&url, &[]).await, 401, "{url}");
     }
     let (status, body) = common::http_get_text(&server.http_url("store=Test.Whoami"), &[]).await;
     assert_eq!((status, body.as_str()), (401, "A token is required."));
@@ -110,21 +104,19 @@ async fn without_the_hook_init_sees_no_user() {
 #[actix_rt::test]
 async fn the_origin_allow_list_refuses_other_pages() {
     let server = TestServer::start(Config::default().allowed_origins(["http://good.test"]));
-    let url = server.ws_url();
-    assert!(Client::connect(&url, &[("origin", "http://good.test")])
-        .await
-        .is_ok());
-    assert!(
-        Client::connect(&url, &[]).await.is_ok(),
+    assert_eq!(
+        upgrade(&server, &[("origin", "http://good.test")]).await,
+        101
+    );
+    assert_eq!(
+        upgrade(&server, &[]).await,
+        101,
         "a client without Origin (not a browser)"
     );
-    match Client::connect(&url, &[("origin", "http://evil.test")]).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status().as_u16(), 403)
-        }
-        Err(other) => panic!("expected a 403, got {other}"),
-        Ok(_) => panic!("an evil origin was accepted"),
-    }
+    assert_eq!(
+        upgrade(&server, &[("origin", "http://evil.test")]).await,
+        403
+    );
     let own = format!("http://{}", server.addr);
     assert_eq!(
         upgrade(&server, &[("origin", &own)]).await,
@@ -136,9 +128,15 @@ async fn the_origin_allow_list_refuses_other_pages() {
 /// Extra request headers.
 type Headers<'a> = &'a [(&'static str, &'a str)];
 
-/// The status of a WebSocket upgrade with these extra headers: 101 when accepted.
+/// The status of a WebSocket upgrade of `server`'s endpoint with these extra headers: 101 when
+/// accepted.
 async fn upgrade(server: &TestServer, headers: Headers<'_>) -> u16 {
-    match Client::connect(&server.ws_url(), headers).await {
+    upgrade_at(&server.ws_url(), headers).await
+}
+
+/// The status of a WebSocket upgrade at `url` with these extra headers: 101 when accepted.
+async fn upgrade_at(url: &str, headers: Headers<'_>) -> u16 {
+    match Client::connect(url, headers).await {
         Ok(_) => 101,
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
         Err(other) => panic!("expected an answer, got {other}"),

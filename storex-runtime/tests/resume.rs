@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::stores::{counter_inits, terminated, Counter};
-use common::{Client, Closed, TestServer, PATIENCE};
+use common::stores::{counter_diff, counter_inits, terminated, Counter};
+use common::{eventually, within, Client, Closed, TestServer, PATIENCE};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -18,18 +18,6 @@ use storex::Config;
 const COUNTER: &str = "Test.Counter";
 const OTHER: &str = "Test.Other";
 const KEY: &[u8] = b"the resume key of these tests, 32+ bytes";
-
-/// Waits until `condition` holds, for at most the patience.
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// Waits until the server holds `count` detached sessions.
 async fn detached(server: &TestServer, count: usize) {
@@ -48,6 +36,11 @@ fn held(answer: &Value) -> (String, u64) {
 
 fn resume(session: &str, token: &str, stores: Value, request: &str) -> Value {
     json!({"type": "resume", "session": session, "token": token, "stores": stores, "request": request})
+}
+
+/// The stores of a resume that holds Counter at `epoch` and `version`.
+fn holding_counter(epoch: &str, version: u64) -> Value {
+    json!([{"store": COUNTER, "epoch": epoch, "version": version}])
 }
 
 /// A token signed with `KEY` for `session`, valid until `expiry`, as the server makes them.
@@ -91,6 +84,13 @@ async fn resume_on(
     client
 }
 
+/// The answer to a resume, which took the session back.
+async fn resumed(client: &mut Client) -> Value {
+    let answer = client.recv().await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    answer
+}
+
 /// A mutation frame with an explicit request id.
 fn commit(session: &str, name: &str, args: Value, request: &str) -> Value {
     json!({"type": "mutation", "store": COUNTER, "session": session,
@@ -131,7 +131,7 @@ async fn every_frame_that_carries_state_carries_its_epoch_and_version() {
         .mutate(storex::mutation!(Counter, "increase"))
         .expect("a push");
     let push = client.recv().await;
-    assert_eq!(push["diff"], json!([{"a": "u", "p": ["counter"], "t": 2}]));
+    assert_eq!(push["diff"], counter_diff(2));
     assert_eq!(held(&push), (epoch.clone(), 2));
     // Joining again answers the same instance at its version.
     let again = client.join(COUNTER, json!({})).await;
@@ -169,39 +169,31 @@ async fn a_dropped_connection_detaches_the_session_and_a_resume_brings_back_what
         .expect("the detached session runs it");
     assert!(server.hub.detached().history_bytes > 0);
 
-    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": version}]);
+    let stores = holding_counter(&epoch, version);
     let mut client = resume_on(&server, &session, &token, stores, "r1").await;
-    let answer = client.recv().await;
+    let answer = resumed(&mut client).await;
     assert_eq!(answer["type"], "resume", "{answer}");
-    assert_eq!(answer["resumed"], true, "{answer}");
     assert_eq!(answer["session"], json!(session));
     assert_eq!(answer["request"], "r1");
     assert!(answer["token"].as_str().is_some());
     assert_eq!(
         answer["stores"],
-        json!([{"store": COUNTER, "epoch": epoch, "version": 2,
-                "diff": [{"a": "u", "p": ["counter"], "t": 10}]}])
+        json!([{"store": COUNTER, "epoch": epoch, "version": 2, "diff": counter_diff(10)}])
     );
     assert_eq!(server.hub.detached().sessions, 0);
     assert_eq!(server.hub.session_count(), 1, "the fresh session is gone");
     // The session goes on over the new connection, with its old id; init ran once.
     let answer = client.commit(COUNTER, "increase", json!([])).await;
     assert_eq!(answer["session"], json!(session));
-    assert_eq!(
-        answer["diff"],
-        json!([{"a": "u", "p": ["counter"], "t": 11}])
-    );
+    assert_eq!(answer["diff"], counter_diff(11));
     assert_eq!(held(&answer), (epoch, 3));
     assert_eq!(counter_inits(&session), 1);
     // It can be dropped and resumed again.
     drop(client);
     detached(&server, 1).await;
-    let mut client = server.connect().await;
     let token = answer_token(&answer, &token);
-    client
-        .send_json(&resume(&session, &token, json!([]), "r2"))
-        .await;
-    assert_eq!(client.recv().await["resumed"], true);
+    let mut client = resume_on(&server, &session, &token, json!([]), "r2").await;
+    resumed(&mut client).await;
 }
 
 /// The newest token a client would hold: answers to mutations carry none.
@@ -221,16 +213,12 @@ async fn a_client_past_the_history_or_of_another_epoch_gets_the_whole_state() {
     detached(&server, 1).await;
 
     // Version 0: three diffs ago, beyond the two kept.
-    let mut client = server.connect().await;
     let stores = json!([
         {"store": COUNTER, "epoch": epoch, "version": 0},
         {"store": OTHER, "epoch": "x", "version": 0},
     ]);
-    client
-        .send_json(&resume(&session, &token, stores, "r"))
-        .await;
-    let answer = client.recv().await;
-    assert_eq!(answer["resumed"], true, "{answer}");
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
+    let answer = resumed(&mut client).await;
     assert_eq!(
         answer["stores"],
         json!([
@@ -242,17 +230,14 @@ async fn a_client_past_the_history_or_of_another_epoch_gets_the_whole_state() {
     let token = answer["token"].as_str().expect("a token").to_owned();
     drop(client);
     detached(&server, 1).await;
-    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 2}]);
+    let stores = holding_counter(&epoch, 2);
     let mut client = resume_on(&server, &session, &token, stores, "r").await;
     let answer = client.recv().await;
-    assert_eq!(
-        answer["stores"][0]["diff"],
-        json!([{"a": "u", "p": ["counter"], "t": 3}])
-    );
+    assert_eq!(answer["stores"][0]["diff"], counter_diff(3));
     let token = answer["token"].as_str().expect("a token").to_owned();
     drop(client);
     detached(&server, 1).await;
-    let stores = json!([{"store": COUNTER, "epoch": "0123456789abcdef", "version": 3}]);
+    let stores = holding_counter("0123456789abcdef", 3);
     let mut client = resume_on(&server, &session, &token, stores, "r").await;
     let answer = client.recv().await;
     assert_eq!(answer["stores"][0]["data"]["counter"], 3, "{answer}");
@@ -271,7 +256,7 @@ async fn detached_session(config: Config) -> (TestServer, String, String, String
 /// Sends a resume as a new connection's first message; the refusal's error. The connection is a
 /// fresh session: a join runs init and gives a fresh state.
 async fn refused(server: &TestServer, session: &str, token: &str, epoch: &str) -> String {
-    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+    let stores = holding_counter(epoch, 0);
     let mut client = resume_on(server, session, token, stores, "r").await;
     let answer = client.recv().await;
     assert_eq!(answer["type"], "resume", "{answer}");
@@ -331,16 +316,13 @@ async fn forged_expired_and_other_session_tokens_get_a_fresh_session() {
     // After all that the session is still detached, and its real token takes it back.
     assert_eq!(server.hub.detached().sessions, 1);
     let mut client = resume_on(&server, &session, &token, json!([]), "r").await;
-    assert_eq!(client.recv().await["resumed"], true);
+    resumed(&mut client).await;
 }
 
 #[actix_rt::test]
 async fn a_session_attached_to_another_connection_is_not_handed_over() {
     let server = TestServer::start(Config::default());
-    let mut owner = server.connect().await;
-    let joined = owner.join(COUNTER, json!({"start": 3})).await;
-    let session = owner.session.clone().expect("a session");
-    let token = joined["token"].as_str().expect("a token").to_owned();
+    let (mut owner, joined, session, token) = join_counter(&server, json!({"start": 3})).await;
     let started = std::time::Instant::now();
     // The owner is alive: it reads its socket, so it answers the server's ping (as a browser
     // does by itself).
@@ -357,10 +339,7 @@ async fn a_session_attached_to_another_connection_is_not_handed_over() {
     assert!(started.elapsed() >= Duration::from_secs(2));
     // The owner still has it.
     let answer = owner.commit(COUNTER, "increase", json!([])).await;
-    assert_eq!(
-        answer["diff"],
-        json!([{"a": "u", "p": ["counter"], "t": 4}])
-    );
+    assert_eq!(answer["diff"], counter_diff(4));
 }
 
 #[actix_rt::test]
@@ -371,8 +350,7 @@ async fn a_resume_right_after_the_drop_waits_for_the_server_to_notice_it() {
         // No waiting for the server to see the drop.
         drop(client);
         let mut client = resume_on(&server, &session, &token, json!([]), "r").await;
-        let answer = client.recv().await;
-        assert_eq!(answer["resumed"], true, "{answer}");
+        resumed(&mut client).await;
         client.close().await;
     }
 }
@@ -382,9 +360,8 @@ async fn a_resume_must_be_the_first_message_and_needs_resume_enabled() {
     let (server, session, token, epoch) = detached_session(Config::default()).await;
     let mut client = server.connect().await;
     client.join(COUNTER, json!({})).await;
-    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
     client
-        .send_json(&resume(&session, &token, stores, "r"))
+        .send_json(&resume(&session, &token, holding_counter(&epoch, 0), "r"))
         .await;
     let answer = client.recv().await;
     assert_eq!(answer["resumed"], false);
@@ -401,7 +378,7 @@ async fn a_resume_must_be_the_first_message_and_needs_resume_enabled() {
     client
         .send_json(&resume(&session, &token, json!([]), "r"))
         .await;
-    assert_eq!(client.recv().await["resumed"], true);
+    resumed(&mut client).await;
 
     let server = TestServer::start(Config::default().resume_ttl(Duration::ZERO));
     let mut client = server.connect().await;
@@ -436,9 +413,7 @@ async fn a_detached_session_ends_when_its_time_is_up() {
 #[actix_rt::test]
 async fn a_close_from_the_client_ends_the_session_at_once() {
     let server = TestServer::start(Config::default());
-    let mut client = server.connect().await;
-    client.join(COUNTER, json!({})).await;
-    let session = client.session.clone().expect("a session");
+    let (client, _, session, _) = join_counter(&server, json!({})).await;
     client.close().await;
     eventually("terminate ran", || terminated(&session)).await;
     assert_eq!(server.hub.detached().sessions, 0);
@@ -451,8 +426,8 @@ async fn a_session_without_stores_is_not_kept() {
     let client = server.connect().await;
     server.wait_for_sessions(1).await;
     drop(client);
+    // The count includes detached sessions: at 0 the session ended instead of detaching.
     server.wait_for_sessions(0).await;
-    assert_eq!(server.hub.detached().sessions, 0);
 }
 
 #[actix_rt::test]
@@ -460,10 +435,8 @@ async fn the_oldest_detached_sessions_go_first_past_the_count_limit() {
     let server = TestServer::start(Config::default().max_detached(2, usize::MAX));
     let mut sessions = Vec::new();
     for n in 0..3 {
-        let mut client = server.connect().await;
-        let joined = client.join(COUNTER, json!({})).await;
-        let session = client.session.clone().expect("a session");
-        sessions.push((session, joined["token"].as_str().expect("token").to_owned()));
+        let (client, _, session, token) = join_counter(&server, json!({})).await;
+        sessions.push((session, token));
         drop(client);
         detached(&server, (n + 1).min(2)).await;
     }
@@ -476,7 +449,7 @@ async fn the_oldest_detached_sessions_go_first_past_the_count_limit() {
     );
     for (session, token) in &sessions[1..] {
         let mut client = resume_on(&server, session, token, json!([]), "r").await;
-        assert_eq!(client.recv().await["resumed"], true);
+        resumed(&mut client).await;
     }
 }
 
@@ -490,10 +463,9 @@ async fn the_oldest_detached_sessions_go_first_past_the_byte_limit() {
     );
     let mut sessions = Vec::new();
     for n in 0..3 {
-        let mut client = server.connect().await;
-        client.join(COUNTER, json!({})).await;
+        let (mut client, _, session, _) = join_counter(&server, json!({})).await;
         client.commit(COUNTER, "blob", json!([1000])).await;
-        sessions.push(client.session.clone().expect("a session"));
+        sessions.push(session);
         drop(client);
         detached(&server, (n + 1).min(2)).await;
     }
@@ -521,18 +493,17 @@ async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() 
     let (mut client, joined, session, token) = join_counter(&server, json!({})).await;
     let epoch = held(&joined).0;
     // Four mutations whose answers are lost to the client: it drops right after they come.
-    client
-        .send_json(&commit(&session, "increase", json!([]), "m1"))
-        .await;
-    client
-        .send_json(&commit(&session, "decrease", json!([]), "m2"))
-        .await;
-    client
-        .send_json(&commit(&session, "set", json!([-5]), "m3"))
-        .await;
-    client
-        .send_json(&commit(&session, "increase", json!([]), "m4"))
-        .await;
+    let lost = [
+        ("increase", json!([]), "m1"),
+        ("decrease", json!([]), "m2"),
+        ("set", json!([-5]), "m3"),
+        ("increase", json!([]), "m4"),
+    ];
+    for (name, args, request) in &lost {
+        client
+            .send_json(&commit(&session, name, args.clone(), request))
+            .await;
+    }
     // The server has run all four once their answers are out.
     for _ in 0..4 {
         client.recv().await;
@@ -540,18 +511,12 @@ async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() 
     drop(client);
     detached(&server, 1).await;
 
-    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+    let stores = holding_counter(&epoch, 0);
     let mut client = resume_on(&server, &session, &token, stores, "r").await;
     let answer = client.recv().await;
     assert_eq!(answer["stores"][0]["version"], 3, "{answer}");
     // Sent again with the same ids, and one new.
-    for (name, args, request) in [
-        ("increase", json!([]), "m1"),
-        ("decrease", json!([]), "m2"),
-        ("set", json!([-5]), "m3"),
-        ("increase", json!([]), "m4"),
-        ("increase", json!([]), "m5"),
-    ] {
+    for (name, args, request) in lost.into_iter().chain([("increase", json!([]), "m5")]) {
         client
             .send_json(&commit(&session, name, args, request))
             .await;
@@ -581,11 +546,7 @@ async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() 
         (json!(3), json!(true))
     );
     let m5 = client.recv().await;
-    assert_eq!(
-        m5["diff"],
-        json!([{"a": "u", "p": ["counter"], "t": 2}]),
-        "{m5}"
-    );
+    assert_eq!(m5["diff"], counter_diff(2), "{m5}");
     assert_eq!(m5.get("replayed"), None);
     assert_eq!(m5["version"], 4);
     // Counted once each: +1 -1 (error) +1, then +1.
@@ -596,18 +557,13 @@ async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() 
 #[actix_rt::test]
 async fn a_request_id_repeated_on_one_connection_is_a_new_request() {
     let server = TestServer::start(Config::default());
-    let mut client = server.connect().await;
-    client.join(COUNTER, json!({})).await;
-    let session = client.session.clone().expect("a session");
+    let (mut client, _, session, _) = join_counter(&server, json!({})).await;
     for expected in 1..=3 {
         client
             .send_json(&commit(&session, "increase", json!([]), "same"))
             .await;
         let answer = client.recv().await;
-        assert_eq!(
-            answer["diff"],
-            json!([{"a": "u", "p": ["counter"], "t": expected}])
-        );
+        assert_eq!(answer["diff"], counter_diff(expected));
     }
 }
 
@@ -631,7 +587,7 @@ async fn an_idle_connection_is_closed_and_its_session_waits() {
     );
     detached(&server, 1).await;
     let mut client = resume_on(&server, &session, &token, json!([]), "r").await;
-    assert_eq!(client.recv().await["resumed"], true);
+    resumed(&mut client).await;
 }
 
 #[actix_rt::test]
@@ -645,14 +601,10 @@ async fn a_mutation_running_when_the_connection_drops_finishes_and_is_answered_o
     drop(client);
     detached(&server, 1).await;
 
-    let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
+    let stores = holding_counter(&held(&joined).0, 0);
     let mut client = resume_on(&server, &session, &token, stores, "r").await;
     let answer = client.recv().await;
-    assert_eq!(
-        answer["stores"][0]["diff"],
-        json!([{"a": "u", "p": ["counter"], "t": 42}]),
-        "{answer}"
-    );
+    assert_eq!(answer["stores"][0]["diff"], counter_diff(42), "{answer}");
     client
         .send_json(&commit(&session, "slow_set", json!([42]), "slow"))
         .await;
@@ -672,15 +624,11 @@ async fn a_resume_waits_for_a_dropped_connection_to_finish_its_long_mutation() {
         .await;
     drop(client);
     let started = std::time::Instant::now();
-    let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
+    let stores = holding_counter(&held(&joined).0, 0);
     let mut client = resume_on(&server, &session, &token, stores, "r").await;
-    let answer = client.recv().await;
-    assert_eq!(answer["resumed"], true, "{answer}");
+    let answer = resumed(&mut client).await;
     assert!(started.elapsed() >= Duration::from_millis(2000));
-    assert_eq!(
-        answer["stores"][0]["diff"],
-        json!([{"a": "u", "p": ["counter"], "t": 9}])
-    );
+    assert_eq!(answer["stores"][0]["diff"], counter_diff(9));
     client
         .send_json(&commit(&session, "sleep_set", json!([2500, 9]), "long"))
         .await;
@@ -700,14 +648,13 @@ async fn a_connection_dropped_right_after_its_resume_lets_the_session_go_again()
     let epoch = held(&joined).0;
     // Each time: a resume, and the connection drops before the answer is read.
     for _ in 0..5 {
-        let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+        let stores = holding_counter(&epoch, 0);
         drop(resume_on(&server, &session, &token, stores, "r").await);
         detached(&server, 1).await;
     }
-    let stores = json!([{"store": COUNTER, "epoch": epoch, "version": 0}]);
+    let stores = holding_counter(&epoch, 0);
     let mut client = resume_on(&server, &session, &token, stores, "r").await;
-    let answer = client.recv().await;
-    assert_eq!(answer["resumed"], true, "{answer}");
+    let answer = resumed(&mut client).await;
     assert_eq!(answer["stores"][0]["diff"], json!([]));
 }
 
@@ -718,10 +665,9 @@ async fn a_connection_that_does_not_answer_the_ping_loses_its_session_to_a_resum
     // nothing reads it, so the server's ping is not answered.
     let (owner, joined, session, token) = join_counter(&server, json!({"start": 3})).await;
     let started = std::time::Instant::now();
-    let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
+    let stores = holding_counter(&held(&joined).0, 0);
     let mut client = resume_on(&server, &session, &token, stores, "r").await;
-    let answer = client.recv().await;
-    assert_eq!(answer["resumed"], true, "{answer}");
+    let answer = resumed(&mut client).await;
     assert!(
         // A second to show a sign of life, within the two seconds a resume waits.
         started.elapsed() < Duration::from_secs(2),
@@ -730,10 +676,7 @@ async fn a_connection_that_does_not_answer_the_ping_loses_its_session_to_a_resum
     );
     assert_eq!(answer["stores"][0]["diff"], json!([]));
     let answer = client.commit(COUNTER, "increase", json!([])).await;
-    assert_eq!(
-        answer["diff"],
-        json!([{"a": "u", "p": ["counter"], "t": 4}])
-    );
+    assert_eq!(answer["diff"], counter_diff(4));
     drop(owner);
 }
 
@@ -741,7 +684,7 @@ async fn a_connection_that_does_not_answer_the_ping_loses_its_session_to_a_resum
 async fn a_resume_whose_client_goes_while_it_waits_ends_at_once() {
     let server = TestServer::start(Config::default());
     let (mut owner, joined, session, token) = join_counter(&server, json!({})).await;
-    let stores = json!([{"store": COUNTER, "epoch": held(&joined).0, "version": 0}]);
+    let stores = holding_counter(&held(&joined).0, 0);
     let check = async {
         // The owner answers the ping, so this resume waits out its grace of two seconds...
         let waiting = resume_on(&server, &session, &token, stores, "r").await;
@@ -749,22 +692,17 @@ async fn a_resume_whose_client_goes_while_it_waits_ends_at_once() {
         // ...unless its own client goes: then it ends at once (it must not take the session
         // later from a newer connection).
         drop(waiting);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        while server.hub.session_count() != 1 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the resume of a gone client still waits"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        within(
+            Duration::from_secs(1),
+            "the resume of a gone client ends",
+            || server.hub.session_count() == 1,
+        )
+        .await;
     };
     tokio::select! {
         () = check => {}
         frame = owner.next() => panic!("the owner got {frame:?}"),
     }
     let answer = owner.commit(COUNTER, "increase", json!([])).await;
-    assert_eq!(
-        answer["diff"],
-        json!([{"a": "u", "p": ["counter"], "t": 1}])
-    );
+    assert_eq!(answer["diff"], counter_diff(1));
 }

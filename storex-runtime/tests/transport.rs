@@ -206,6 +206,13 @@ impl Client {
         }
     }
 
+    /// Expects the connection to end with nothing more sent, and its serving task to finish
+    /// normally.
+    async fn ended_with_its_task(&mut self, server: JoinHandle<()>) {
+        self.ended().await;
+        server.await.expect("the serving task ends normally");
+    }
+
     /// Asserts that the server has sent nothing so far.
     fn assert_silent(&mut self) {
         match self.from_server.try_recv() {
@@ -240,6 +247,14 @@ impl Client {
         let request = self.send_ping();
         assert_eq!(self.recv().await, pong(&request));
     }
+
+    /// Commits `set_then_hang(value)` of the Lifecycle instance joined with `token`, and waits
+    /// until it has started (it changes the state, then never finishes); its request id.
+    async fn hang_a_mutation(&mut self, token: &str, value: i64) -> String {
+        let request = self.send_commit(LIFECYCLE, "set_then_hang", json!([value]));
+        event(token, &format!("started set_then_hang {value}")).await;
+        request
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,6 +270,11 @@ fn mutation_answer(session: &str, store: &str, diff: Value, request: &str) -> Va
 
 fn error_answer(session: &str, store: &str, error: &str, request: &str) -> Value {
     json!({"type": "error", "store": store, "session": session, "error": error, "request": request})
+}
+
+/// A push: a mutation frame without a request.
+fn push(session: &str, store: &str, diff: Value) -> Value {
+    json!({"type": "mutation", "store": store, "session": session, "diff": diff})
 }
 
 fn pong(request: &str) -> Value {
@@ -286,6 +306,24 @@ async fn event(token: &str, event: &str) {
         || events(token).iter().any(|seen| seen == event),
     )
     .await;
+}
+
+/// Asserts that at least `limit` passed since `started`: what `happened` did not come early.
+fn assert_not_before(started: Instant, limit: Duration, happened: &str) {
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= limit,
+        "{happened} after {elapsed:?}, before {limit:?}"
+    );
+}
+
+/// Aborts the serving task and waits until it has ended, cancelled.
+async fn abort(server: JoinHandle<()>) {
+    server.abort();
+    let aborted = tokio::time::timeout(PATIENCE, server)
+        .await
+        .expect("the aborted task ends");
+    assert!(aborted.expect_err("it was aborted").is_cancelled());
 }
 
 fn endpoint(config: Config) -> Endpoint {
@@ -321,14 +359,13 @@ async fn a_session_runs_over_the_in_memory_transport_from_join_to_teardown() {
         assert_eq!(hub.mutate(storex::mutation!(Lifecycle, "increase")), Ok(1));
         assert_eq!(
             client.recv().await,
-            json!({"type": "mutation", "store": LIFECYCLE, "session": id, "diff": set_value(11)}),
+            push(&id, LIFECYCLE, set_value(11)),
             "a push has no request"
         );
 
         // The client goes: no close is sent back, the instance terminates, the hub forgets it.
         client.send(Incoming::Closed);
-        client.ended().await;
-        server.await.expect("the serving task ends normally");
+        client.ended_with_its_task(server).await;
         assert_eq!(hub.session_count(), 0);
         assert!(hub.sessions_of(LIFECYCLE).is_empty());
         assert_eq!(events("t1-full"), ["init 3", "terminate 11"]);
@@ -345,8 +382,7 @@ async fn close_after(config: Config, incoming: Incoming) -> Close {
     let (mut client, server) = connect(&endpoint);
     client.send(incoming);
     let close = client.closed().await;
-    client.ended().await;
-    server.await.expect("the serving task ends normally");
+    client.ended_with_its_task(server).await;
     assert_eq!(endpoint.hub().session_count(), 0);
     close
 }
@@ -421,11 +457,7 @@ async fn the_idle_limit_closes_with_1000_and_activity_resets_it() {
         let started = Instant::now();
         let (mut silent, _server) = connect(&endpoint);
         assert_eq!(silent.closed().await, Close::new(1000, "Idle timeout."));
-        assert!(
-            started.elapsed() >= idle,
-            "closed after {:?}",
-            started.elapsed()
-        );
+        assert_not_before(started, idle, "closed");
         silent.ended().await;
 
         // A client that only shows it is there (WebSocket pings) for three idle limits stays.
@@ -440,7 +472,7 @@ async fn the_idle_limit_closes_with_1000_and_activity_resets_it() {
         // Then silence closes it, an idle limit after its last frame.
         let last = Instant::now();
         assert_eq!(present.closed().await, Close::new(1000, "Idle timeout."));
-        assert!(last.elapsed() >= idle, "closed after {:?}", last.elapsed());
+        assert_not_before(last, idle, "closed");
         eventually("both sessions gone", || endpoint.hub().session_count() == 0).await;
     })
     .await;
@@ -464,11 +496,7 @@ async fn a_hung_init_times_out_and_the_store_is_not_joined() {
         // A ping sent while init hangs is answered after the join's answer.
         let ping = client.send_ping();
         let answer = client.recv().await;
-        assert!(
-            started.elapsed() >= limit,
-            "answered after {:?}",
-            started.elapsed()
-        );
+        assert_not_before(started, limit, "answered");
         assert_eq!(
             answer,
             error_answer(
@@ -501,16 +529,11 @@ async fn a_hung_mutation_times_out_rolls_back_and_answers_stay_in_order() {
             .await;
 
         let started = Instant::now();
-        let hung = client.send_commit(LIFECYCLE, "set_then_hang", json!([5]));
-        event("t3-timeout", "started set_then_hang 5").await;
+        let hung = client.hang_a_mutation("t3-timeout", 5).await;
         // A ping sent while the mutation hangs is answered after the mutation's answer.
         let ping = client.send_ping();
         let answer = client.recv().await;
-        assert!(
-            started.elapsed() >= limit,
-            "answered after {:?}",
-            started.elapsed()
-        );
+        assert_not_before(started, limit, "answered");
         assert_eq!(
             answer,
             error_answer(
@@ -543,8 +566,7 @@ async fn a_client_closing_during_a_hung_mutation_ends_the_session_at_once() {
         client
             .join(LIFECYCLE, json!({"token": "t4-close", "start": 7}))
             .await;
-        client.send_commit(LIFECYCLE, "set_then_hang", json!([8]));
-        event("t4-close", "started set_then_hang 8").await;
+        client.hang_a_mutation("t4-close", 8).await;
 
         client.send(Incoming::Closed);
         // Well before the hour: the mutation is dropped (rolled back), terminate sees 7.
@@ -575,15 +597,10 @@ async fn the_idle_limit_closes_a_connection_whose_mutation_hangs() {
         let (mut client, _server) = connect(&endpoint);
         client.join(LIFECYCLE, json!({"token": "t5-idle"})).await;
         let started = Instant::now();
-        client.send_commit(LIFECYCLE, "set_then_hang", json!([4]));
-        event("t5-idle", "started set_then_hang 4").await;
+        client.hang_a_mutation("t5-idle", 4).await;
 
         assert_eq!(client.closed().await, Close::new(1000, "Idle timeout."));
-        assert!(
-            started.elapsed() >= idle,
-            "closed after {:?}",
-            started.elapsed()
-        );
+        assert_not_before(started, idle, "closed");
         client.ended().await;
         eventually("the session is gone", || {
             endpoint.hub().session_count() == 0
@@ -610,8 +627,7 @@ async fn inbox_overload_closes_a_connection_whose_mutation_hangs() {
         client
             .join(LIFECYCLE, json!({"token": "t5-overload"}))
             .await;
-        client.send_commit(LIFECYCLE, "set_then_hang", json!([6]));
-        event("t5-overload", "started set_then_hang 6").await;
+        client.hang_a_mutation("t5-overload", 6).await;
 
         // The first waits in the inbox; the second finds it full.
         assert_eq!(hub.mutate(storex::mutation!(Lifecycle, "increase")), Ok(1));
@@ -664,10 +680,7 @@ async fn mutate_session_answers_timed_out_instead_of_waiting_forever() {
                 .await,
             Ok(None)
         );
-        assert_eq!(
-            client.recv().await,
-            json!({"type": "mutation", "store": LIFECYCLE, "session": id, "diff": set_value(3)})
-        );
+        assert_eq!(client.recv().await, push(&id, LIFECYCLE, set_value(3)));
     })
     .await;
 }
@@ -682,8 +695,7 @@ async fn a_push_queued_behind_a_hung_mutation_applies_to_the_rolled_back_state()
         client
             .join(LIFECYCLE, json!({"token": "t3-push", "start": 1}))
             .await;
-        let hung = client.send_commit(LIFECYCLE, "set_then_hang", json!([40]));
-        event("t3-push", "started set_then_hang 40").await;
+        let hung = client.hang_a_mutation("t3-push", 40).await;
 
         assert_eq!(hub.mutate(storex::mutation!(Lifecycle, "increase")), Ok(1));
         let answer = client.recv().await;
@@ -693,7 +705,7 @@ async fn a_push_queued_behind_a_hung_mutation_applies_to_the_rolled_back_state()
         );
         assert_eq!(
             client.recv().await,
-            json!({"type": "mutation", "store": LIFECYCLE, "session": id, "diff": set_value(2)}),
+            push(&id, LIFECYCLE, set_value(2)),
             "the push comes after the answer and starts from the value before the hung mutation"
         );
     })
@@ -708,8 +720,7 @@ async fn mutate_session_answers_gone_when_the_session_ends_before_running_it() {
         let (mut client, _server) = connect(&endpoint);
         let id = client.session.clone();
         client.join(LIFECYCLE, json!({"token": "t6-gone"})).await;
-        client.send_commit(LIFECYCLE, "set_then_hang", json!([1]));
-        event("t6-gone", "started set_then_hang 1").await;
+        client.hang_a_mutation("t6-gone", 1).await;
 
         // Queued behind the hung mutation (the first poll queues it); then the client goes.
         let mut waiting =
@@ -782,14 +793,14 @@ async fn a_graceful_stop_lets_a_hung_mutation_run_into_its_time_limit_first() {
         client
             .join(LIFECYCLE, json!({"token": "t7-stop-hung", "start": 1}))
             .await;
-        let hung = client.send_commit(LIFECYCLE, "set_then_hang", json!([2]));
-        event("t7-stop-hung", "started set_then_hang 2").await;
-
+        // Before the mutation starts: its time limit runs out after this instant.
         let started = Instant::now();
+        let hung = client.hang_a_mutation("t7-stop-hung", 2).await;
+
         tokio::time::timeout(PATIENCE, hub.stop())
             .await
             .expect("the stop completes, bounded by the time limit");
-        assert!(started.elapsed() < PATIENCE);
+        assert_not_before(started, limit, "the stop completed");
         // What was running is finished (and answered) first, then the session is closed.
         let answer = client.recv().await;
         assert_eq!(answer["type"], "error", "{answer}");
@@ -820,14 +831,9 @@ async fn aborting_the_serving_task_during_a_hung_mutation_tears_the_session_down
         client
             .join(LIFECYCLE, json!({"token": "t8-abort", "start": 5}))
             .await;
-        client.send_commit(LIFECYCLE, "set_then_hang", json!([50]));
-        event("t8-abort", "started set_then_hang 50").await;
+        client.hang_a_mutation("t8-abort", 50).await;
 
-        server.abort();
-        let aborted = tokio::time::timeout(PATIENCE, server)
-            .await
-            .expect("the aborted task ends");
-        assert!(aborted.expect_err("it was aborted").is_cancelled());
+        abort(server).await;
         assert_eq!(hub.session_count(), 0);
         assert!(hub.sessions_of(LIFECYCLE).is_empty());
         // The sync terminate ran in the drop, on the rolled-back state.
@@ -891,11 +897,7 @@ async fn a_task_dropped_during_an_async_terminate_still_terminates_the_other_sto
 
         client.send(Incoming::Closed);
         event("t8-slow-goodbye", "slow terminate started").await;
-        server.abort();
-        let aborted = tokio::time::timeout(PATIENCE, server)
-            .await
-            .expect("the aborted task ends");
-        assert!(aborted.expect_err("it was aborted").is_cancelled());
+        abort(server).await;
         assert_eq!(hub.session_count(), 0);
         assert_eq!(
             events("t8-after-slow"),
@@ -959,8 +961,7 @@ async fn a_state_that_cannot_serialize_after_a_mutation_answers_an_error_and_rol
         assert_eq!(increase["diff"], set_value(1));
 
         client.send(Incoming::Closed);
-        client.ended().await;
-        server.await.expect("the serving task ends normally");
+        client.ended_with_its_task(server).await;
         assert_eq!(events("t8-fragile"), ["terminate 1"]);
     })
     .await;
@@ -1006,8 +1007,7 @@ async fn a_panic_outside_the_guards_closes_only_its_connection_with_1011() {
         // drops the armed mine, outside the guards around the mutation itself.
         client.send_commit(MINEFIELD, "arm_then_hang", json!([]));
         assert_eq!(client.closed().await, Close::new(1011, "Internal error."));
-        client.ended().await;
-        server.await.expect("the serving task ends normally");
+        client.ended_with_its_task(server).await;
         assert_eq!(events("t8-mine"), ["armed", "terminate 0 armed=false"]);
 
         // The other connection goes on.
@@ -1033,11 +1033,7 @@ async fn a_client_that_does_not_read_is_dropped_after_the_send_timeout() {
         client.send_join(LIFECYCLE, json!({"token": "t-stalled", "start": 1}));
         // The answer cannot be handed over: the connection is dropped without a close.
         client.ended().await;
-        assert!(
-            started.elapsed() >= send,
-            "dropped after {:?}",
-            started.elapsed()
-        );
+        assert_not_before(started, send, "dropped");
         server.await.expect("the serving task ends normally");
         assert_eq!(hub.session_count(), 0);
         assert_eq!(events("t-stalled"), ["init 1", "terminate 1"]);
@@ -1055,8 +1051,7 @@ async fn a_close_the_transport_cannot_deliver_is_bounded_by_the_send_timeout() {
         let (accepted, transport, mut client) = accept(&endpoint, true);
         let server = tokio::task::spawn_local(accepted.serve(transport));
         // The idle limit closes it; the close never goes through; the session ends anyway.
-        client.ended().await;
-        server.await.expect("the serving task ends normally");
+        client.ended_with_its_task(server).await;
         assert_eq!(endpoint.hub().session_count(), 0);
     })
     .await;

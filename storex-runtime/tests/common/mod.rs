@@ -19,6 +19,24 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for a frame that must come.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// Waits (polling) until `condition` holds; panics, naming `what`, when it does not within
+/// `limit`.
+pub async fn within(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until `condition` holds, for at most the patience.
+pub async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    within(PATIENCE, what, condition).await;
+}
+
 /// A storex server on 127.0.0.1 and an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::{json, Value};
 use storex::{Init, Params, Reply, Session, Store};
 
 /// How many times Counter's init ran, by session id (each test has its own sessions, so tests
@@ -25,6 +26,11 @@ pub fn terminated(session: &str) -> bool {
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .any(|s| s == session)
+}
+
+/// The diff that sets Counter's `counter` to `value`.
+pub fn counter_diff(value: i64) -> Value {
+    json!([{"a": "u", "p": ["counter"], "t": value}])
 }
 
 #[derive(Store, Serialize, Clone)]
