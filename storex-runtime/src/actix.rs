@@ -185,7 +185,7 @@ impl WebSocket {
             self.stream.recv().await
         };
         let incoming = match message {
-            Some(Ok(AggregatedMessage::Text(text))) => Incoming::Text(text.to_string()),
+            Some(Ok(AggregatedMessage::Text(text))) => Incoming::Text(String::from(text)),
             Some(Ok(AggregatedMessage::Binary(_))) => Incoming::Binary,
             Some(Ok(AggregatedMessage::Ping(bytes))) => match self.session.pong(&bytes).await {
                 Ok(()) => Incoming::Activity,

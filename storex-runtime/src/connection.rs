@@ -6,6 +6,7 @@
 //! `terminate` in order; when a `Connection` is dropped without it (a panic, its task dropped),
 //! `Drop` runs them as far as it can without awaiting, and the hub forgets the session either way.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -17,7 +18,7 @@ use tracing::Instrument;
 
 use crate::history::{Answer, Answers, Catchup, HistoryLimits, Outcome, Remembered, Versions};
 use crate::hub::{Hub, Registration};
-use crate::instance::LiveStore;
+use crate::instance::{state_of, LiveStore};
 use crate::local::{Claims, Command, DetachLimits, HubError};
 use crate::protocol::{
     ClientMessage, Close, HeldStore, Json, MutationCall, MutationFrame, ResumedStore, ServerMessage,
@@ -27,7 +28,7 @@ use crate::resume::ResumeSettings;
 use crate::store::{Params, Session};
 
 /// What the driver does after a frame or a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Reaction {
     /// Send this text frame.
     Send(String),
@@ -41,7 +42,7 @@ pub(crate) enum Reaction {
 }
 
 /// A resume whose token was accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct ResumeRequest {
     pub(crate) session: String,
     pub(crate) stores: Vec<HeldStore>,
@@ -65,10 +66,19 @@ impl Settings {
         !self.resume.ttl.is_zero()
     }
 
-    pub(crate) fn detach_limits(&self) -> DetachLimits {
+    fn detach_limits(&self) -> DetachLimits {
         DetachLimits {
             sessions: self.resume.max_detached,
             bytes: self.resume.max_detached_bytes,
+        }
+    }
+
+    /// How many mutation answers each session remembers: none when sessions are not resumed.
+    fn remembered_limit(&self) -> usize {
+        if self.resumable() {
+            self.resume.remembered_requests
+        } else {
+            0
         }
     }
 
@@ -160,13 +170,16 @@ impl Connection {
 
     /// The session's client went without closing: the session waits for a resume (see
     /// `LocalSessions::detach`). `None` when it cannot (the process is stopping).
-    pub(crate) fn detach(&self, limits: DetachLimits) -> Option<Claims> {
+    pub(crate) fn detach(&self) -> Option<Claims> {
+        let limits = self.settings.detach_limits();
         self.registration.detach(self.history_bytes(), limits)
     }
 
-    /// The detached session now keeps `bytes` for a resume.
-    pub(crate) fn detached_size(&self, bytes: usize, limits: DetachLimits) {
-        self.registration.detached_size(bytes, limits);
+    /// What the detached session keeps for a resume changed: the sum the limits bound follows.
+    pub(crate) fn detached_size(&self) {
+        let limits = self.settings.detach_limits();
+        self.registration
+            .detached_size(self.history_bytes(), limits);
     }
 
     /// The detached session is ending: no resume may take it any more.
@@ -359,17 +372,17 @@ impl Connection {
             return self.error_answer(name, &error, request);
         };
         // Remembered only when the session can be resumed: then the client may send it again.
-        let remember = self.settings.resumable() && self.settings.resume.remembered_requests > 0;
-        let remembered_as = request.as_ref().filter(|_| remember);
-        if let Some(answer) = remembered_as.and_then(|id| self.answers.before(id, self.generation))
-        {
-            tracing::debug!("mutation answered again: it ran on an earlier connection");
-            return Reaction::Send(self.replay(answer, request));
-        }
         let (limits, limit) = (
             self.settings.history_limits(),
-            self.settings.resume.remembered_requests,
+            self.settings.remembered_limit(),
         );
+        let remembered_as = request.as_ref().filter(|_| limit > 0);
+        let earlier = remembered_as.and_then(|id| self.answers.before(id, self.generation));
+        // A request id remembered for another store is another request.
+        if let Some(answer) = earlier.filter(|answer| answer.store == name) {
+            tracing::debug!("mutation answered again: it ran on an earlier connection");
+            return Reaction::Send(self.replay(answer, &self.stores[position], request));
+        }
         let store = &mut self.stores[position];
         let result = store.live.mutate(&call.name, &call.data).await;
         let session = self.session.id();
@@ -434,12 +447,8 @@ impl Connection {
     }
 
     /// The answer, again, to a mutation answered on an earlier connection of the session.
-    fn replay(&self, answer: &Remembered, request: &Option<Value>) -> String {
-        let epoch = self
-            .stores
-            .iter()
-            .find(|store| store.live.name() == answer.store)
-            .map(|store| store.versions.epoch());
+    fn replay(&self, answer: &Remembered, store: &Joined, request: &Option<Value>) -> String {
+        let epoch = Some(store.versions.epoch());
         match answer.outcome() {
             Outcome::Reply(reply) => {
                 MutationFrame {
@@ -608,11 +617,14 @@ impl Connection {
     /// up to date with each store it named.
     pub(crate) fn resumed(&mut self, request: &ResumeRequest) -> String {
         self.generation = self.generation.saturating_add(1);
-        self.started = true;
-        // What each store needs, owned first; the answer borrows it.
+        // What each store needs, owned first; the answer borrows it. A store named twice is
+        // answered once, for the first: a long list of one name must not serialize its state
+        // again and again.
+        let mut named = HashSet::new();
         let catchups: Vec<(&str, StoreCatchup<'_>)> = request
             .stores
             .iter()
+            .filter(|held| named.insert(held.store.as_str()))
             .map(|held| (held.store.as_str(), self.catchup(held)))
             .collect();
         let stores: Vec<ResumedStore<'_>> = catchups
@@ -668,16 +680,6 @@ enum StoreCatchup<'a> {
     Diff(&'a Joined, Box<RawValue>),
     /// The whole state.
     State(&'a Joined, Value),
-}
-
-/// The whole state of `store` as JSON, or why it cannot be sent.
-fn state_of(store: &dyn LiveStore) -> Result<Value, String> {
-    store.state().map_err(|error| {
-        format!(
-            "The state of store {} cannot be serialized: {error}",
-            store.name()
-        )
-    })
 }
 
 impl Drop for Connection {

@@ -97,8 +97,8 @@ struct Parked {
 
 struct Watch {
     inbox: Inbox,
-    /// The session served, as the hub knows it (a resume changes it).
     hub: Hub,
+    /// The session served, as the hub knows it (a resume changes it).
     session: String,
     idle: Pin<Box<Sleep>>,
     limits: Limits,
@@ -249,9 +249,8 @@ async fn claim(
 /// hands it to the resuming connection's), its time is up, it is evicted to stay within the
 /// limits, it falls behind, or the process stops; then it ends.
 async fn detached(mut connection: Connection, mut inbox: Inbox) {
-    let limits = connection.settings().detach_limits();
     let ttl = connection.settings().resume.ttl;
-    let Some(mut claims) = connection.detach(limits) else {
+    let Some(mut claims) = connection.detach() else {
         connection.close().await;
         return;
     };
@@ -273,19 +272,22 @@ async fn detached(mut connection: Connection, mut inbox: Inbox) {
                     return; // only a `Parked` is ever sent
                 };
                 (connection, inbox) = (parked.connection, parked.inbox);
-                match connection.detach(limits) {
+                match connection.detach() {
                     Some(again) => claims = again,
                     None => break,
                 }
             }
             command = inbox.commands.recv() => {
                 let Some(command) = command else { break };
+                let held = connection.history_bytes();
                 let ran = AssertUnwindSafe(connection.on_command(command)).catch_unwind().await;
                 if ran.is_err() {
                     tracing::error!("a server-side mutation panicked in a detached session");
                     break;
                 }
-                connection.detached_size(connection.history_bytes(), limits);
+                if connection.history_bytes() != held {
+                    connection.detached_size();
+                }
             }
             () = &mut expiry => break,
             reasons = inbox.signal.next() => {
@@ -336,7 +338,9 @@ impl Watch {
     /// A resume wants this session: the client is asked for a sign of life (any frame within
     /// [`PONG_WAIT`]); a connection that cannot even take the ping is lost.
     async fn probe(&mut self, transport: &mut impl Transport) -> Result<(), End> {
-        match tokio::time::timeout(self.limits.send, transport.ping()).await {
+        // Bounded by the wait for the sign of life itself: a connection whose outgoing frames
+        // are stuck cannot show one in time either, and the resume waits only so long.
+        match tokio::time::timeout(PONG_WAIT, transport.ping()).await {
             Ok(Ok(true)) => {
                 if self.pong.is_none() {
                     self.pong = Some(Box::pin(tokio::time::sleep(PONG_WAIT)));

@@ -11,6 +11,7 @@ use crate::config::{Config, ConnectRequest, Refusal};
 use crate::connection::{Connection, Settings};
 use crate::driver::Limits;
 use crate::hub::Hub;
+use crate::instance::state_of;
 use crate::local::{Inbox, OpenError};
 use crate::protocol::{Close, ServerMessage};
 use crate::registry::{Registry, RegistryError};
@@ -247,7 +248,7 @@ impl Endpoint {
             Ok(instance) => instance,
             Err(error) => return refuse(&error.to_string()),
         };
-        let state = instance.state();
+        let state = state_of(instance.as_ref());
         instance.terminate().await;
         match state {
             Ok(state) => HttpAnswer {
@@ -259,9 +260,7 @@ impl Endpoint {
                 }
                 .encode(),
             },
-            Err(error) => refuse(&format!(
-                "The state of store {store} cannot be serialized: {error}"
-            )),
+            Err(error) => refuse(&error),
         }
     }
 }

@@ -14,9 +14,10 @@ const MAX_VERSION: u64 = (1 << 53) - 1;
 pub(crate) struct Versions {
     epoch: Box<str>,
     version: u64,
-    /// The diff that led to each version (its JSON text), oldest first. The text of a diff that
-    /// leaves is the buffer of the next one: a full history records without allocating.
-    history: VecDeque<(u64, String)>,
+    /// The diffs that led to the last versions (their JSON texts), oldest first: the newest led
+    /// to `version`. The text of a diff that leaves is the buffer of the next one: a full history
+    /// records without allocating.
+    history: VecDeque<String>,
     bytes: usize,
 }
 
@@ -87,17 +88,15 @@ impl Versions {
             return;
         }
         // The oldest entry's buffer, when the history is full, else a new one.
-        let mut text = if self.history.len() >= limits.len {
-            self.history.pop_front().map(|(_, old)| {
+        let mut text = String::new();
+        if self.history.len() >= limits.len {
+            if let Some(old) = self.history.pop_front() {
                 self.bytes -= old.len();
-                old
-            })
-        } else {
-            None
+                text = old;
+            }
         }
-        .unwrap_or_default();
         while self.bytes + diff.len() > limits.bytes {
-            let Some((_, old)) = self.history.pop_front() else {
+            let Some(old) = self.history.pop_front() else {
                 break;
             };
             self.bytes -= old.len();
@@ -105,7 +104,7 @@ impl Versions {
         text.clear();
         text.push_str(diff);
         self.bytes += text.len();
-        self.history.push_back((self.version, text));
+        self.history.push_back(text);
     }
 
     /// What a client holding `version` of `epoch` needs.
@@ -125,10 +124,16 @@ impl Versions {
         }
         let diffs = self.history.range(self.history.len() - missed..);
         let mut joined = String::from("[");
-        for (_, diff) in diffs {
+        for diff in diffs {
             // Each diff is a JSON array: its elements, without the brackets, one after another.
             let inner = diff.trim();
-            let inner = inner[1..inner.len() - 1].trim();
+            let Some(inner) = inner
+                .strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+            else {
+                return Catchup::State; // not a diff's text: the whole state is always right
+            };
+            let inner = inner.trim();
             if inner.is_empty() {
                 continue;
             }
@@ -143,7 +148,7 @@ impl Versions {
 }
 
 /// `[]`: no change.
-pub(crate) fn empty_diff() -> Box<RawValue> {
+fn empty_diff() -> Box<RawValue> {
     RawValue::from_string("[]".to_owned()).unwrap_or_else(|_| unreachable!())
 }
 
@@ -278,12 +283,20 @@ impl Answers {
         if earlier == 0 {
             return None;
         }
-        let mut key = String::new();
-        write_key(&mut key, request);
+        // Compared in place with the keys `write_key` wrote (a string id, the common kind, is
+        // not copied).
+        let formatted;
+        let (prefix, text) = match request {
+            Value::String(text) => ("\"", text.as_str()),
+            other => {
+                formatted = other.to_string();
+                ("", formatted.as_str())
+            }
+        };
         self.answers
             .range(..earlier)
             .rev()
-            .find(|answer| answer.request == key)
+            .find(|answer| answer.request.strip_prefix(prefix) == Some(text))
     }
 
     /// About how many bytes the remembered answers hold.

@@ -54,6 +54,16 @@ pub trait LiveStore: Send {
     fn terminate(&mut self) -> Step<'_, ()>;
 }
 
+/// The whole state of `store` as JSON, or the answer's text saying why it cannot be sent.
+pub(crate) fn state_of(store: &dyn LiveStore) -> Result<Value, String> {
+    store.state().map_err(|error| {
+        format!(
+            "The state of store {} cannot be serialized: {error}",
+            store.name()
+        )
+    })
+}
+
 /// A mutation that succeeded: its diff and its reply, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::mem::discriminant;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -147,19 +148,6 @@ enum Attachment {
     Ending,
 }
 
-impl Attachment {
-    /// Which state it is, without its data.
-    fn kind(&self) -> u8 {
-        match self {
-            Self::Attached => 0,
-            Self::Leaving => 1,
-            Self::Claimed => 2,
-            Self::Detached { .. } => 3,
-            Self::Ending => 4,
-        }
-    }
-}
-
 /// Why a session could not be claimed for a resume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClaimError {
@@ -232,7 +220,7 @@ impl Signal {
     }
 
     /// The reasons raised since the last look, cleared.
-    pub(crate) fn take(&self) -> u8 {
+    fn take(&self) -> u8 {
         self.raised.swap(0, Ordering::AcqRel)
     }
 }
@@ -418,13 +406,10 @@ impl LocalSessions {
         let mut gone = Vec::new();
         let now_empty = {
             let mut indexes = self.lock();
+            indexes.set_attachment(id, Attachment::Ending);
             let Some(entry) = indexes.sessions.remove(id) else {
                 return gone;
             };
-            if let Attachment::Detached { order, bytes, .. } = entry.attachment {
-                indexes.detached.remove(&order);
-                indexes.detached_bytes -= bytes;
-            }
             for (store, key) in entry.joined {
                 if remove_from(&mut indexes.by_store, &store, id) {
                     gone.push(Topic::Store(store));
@@ -528,7 +513,7 @@ impl LocalSessions {
 
     /// Session `id` is ending while detached (its time is up): it can no longer be claimed.
     pub(crate) fn end_detached(&self, id: &str) {
-        self.lock().end_detached(id);
+        self.lock().set_attachment(id, Attachment::Ending);
         self.shared.changed.notify_waiters();
     }
 
@@ -550,7 +535,7 @@ impl LocalSessions {
             let Some(entry) = indexes.sessions.get_mut(id) else {
                 return;
             };
-            if entry.attachment.kind() != from.kind() {
+            if discriminant(&entry.attachment) != discriminant(&from) {
                 return;
             }
             entry.attachment = to;
@@ -571,6 +556,7 @@ impl LocalSessions {
         let mut since = tokio::time::Instant::now();
         let mut seen = None;
         let mut waited = false;
+        let mut probed = false;
         loop {
             let changed = self.shared.changed.notified();
             let mut changed = std::pin::pin!(changed);
@@ -581,37 +567,30 @@ impl LocalSessions {
                 let indexes = &mut *indexes;
                 let entry = indexes.sessions.get_mut(id).ok_or(ClaimError::Ended)?;
                 // The session changed hands or state since the last look: the wait starts again.
-                let now = (entry.detaches, entry.attachment.kind());
+                let now = (entry.detaches, discriminant(&entry.attachment));
                 if seen.is_some_and(|seen| seen != now) {
                     since = tokio::time::Instant::now();
-                    waited = false;
+                    (waited, probed) = (false, false);
                 }
                 seen = Some(now);
-                if matches!(entry.attachment, Attachment::Detached { .. }) {
-                    let taken = std::mem::replace(&mut entry.attachment, Attachment::Claimed);
-                    if let Attachment::Detached {
-                        order,
-                        bytes,
-                        claim,
-                    } = taken
-                    {
-                        indexes.detached.remove(&order);
-                        indexes.detached_bytes -= bytes;
-                        return Ok(claim);
-                    }
-                }
                 match &entry.attachment {
-                    Attachment::Detached { .. } | Attachment::Ending => {
-                        return Err(ClaimError::Ended)
+                    Attachment::Detached { .. } => {
+                        // Taken out of the detached order; its task hands it over.
+                        let claim = indexes.set_attachment(id, Attachment::Claimed);
+                        return claim.ok_or(ClaimError::Ended);
                     }
+                    Attachment::Ending => return Err(ClaimError::Ended),
                     _ if waited => return Err(ClaimError::Attached),
                     // Its connection is gone, or another resume is taking it over: either lets
                     // it go or holds it within the time it may take.
                     Attachment::Leaving | Attachment::Claimed => since + patience,
                     Attachment::Attached => {
-                        // Its connection may be gone without the server knowing: it is asked to
-                        // show it is alive, and lets the session go when it cannot.
-                        entry.signal.raise(Signal::PROBE);
+                        // Its connection may be gone without the server knowing: it is asked
+                        // (once in this state) to show it is alive, and lets the session go
+                        // when it cannot.
+                        if !std::mem::replace(&mut probed, true) {
+                            entry.signal.raise(Signal::PROBE);
+                        }
                         since + grace
                     }
                 }
@@ -631,26 +610,25 @@ impl Indexes {
             };
             tracing::info!(session = %id, "a detached session is evicted to stay within the limits");
             // Its claim is dropped: the task sees its receiver close and ends the session.
-            if let Some(entry) = self.sessions.get_mut(&id) {
-                if let Attachment::Detached { bytes, .. } =
-                    std::mem::replace(&mut entry.attachment, Attachment::Ending)
-                {
-                    self.detached_bytes -= bytes;
-                }
-            }
+            self.set_attachment(&id, Attachment::Ending);
         }
     }
 
-    fn end_detached(&mut self, id: &str) {
-        let Some(entry) = self.sessions.get_mut(id) else {
-            return;
+    /// Session `id` is in state `to` from now on. One that was detached leaves the detached
+    /// order (and its bytes their sum): its claim, to hand it over or to drop.
+    fn set_attachment(&mut self, id: &str, to: Attachment) -> Option<Claim> {
+        let entry = self.sessions.get_mut(id)?;
+        let Attachment::Detached {
+            order,
+            bytes,
+            claim,
+        } = std::mem::replace(&mut entry.attachment, to)
+        else {
+            return None;
         };
-        if let Attachment::Detached { order, bytes, .. } =
-            std::mem::replace(&mut entry.attachment, Attachment::Ending)
-        {
-            self.detached.remove(&order);
-            self.detached_bytes -= bytes;
-        }
+        self.detached.remove(&order);
+        self.detached_bytes -= bytes;
+        Some(claim)
     }
 }
 

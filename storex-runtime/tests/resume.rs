@@ -555,6 +555,53 @@ async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() 
 }
 
 #[actix_rt::test]
+async fn a_request_id_remembered_for_another_store_is_a_new_request() {
+    let server = TestServer::start(Config::default());
+    let (mut client, joined, session, token) = join_counter(&server, json!({})).await;
+    client.join("Test.Other", json!({})).await;
+    client
+        .send_json(&commit(&session, "increase", json!([]), "m1"))
+        .await;
+    client.recv().await;
+    drop(client);
+    detached(&server, 1).await;
+
+    let stores = holding_counter(&held(&joined).0, 1);
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
+    resumed(&mut client).await;
+    // The same id, for the other store: it runs.
+    client
+        .send_json(
+            &json!({"type": "mutation", "store": "Test.Other", "session": session,
+                           "data": {"name": "set", "data": [9]}, "request": "m1"}),
+        )
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["store"], "Test.Other", "{answer}");
+    assert_eq!(answer["diff"], json!([{"a": "u", "p": ["value"], "t": 9}]));
+    assert_eq!(answer.get("replayed"), None);
+}
+
+#[actix_rt::test]
+async fn a_store_named_twice_in_a_resume_is_answered_once() {
+    let server = TestServer::start(Config::default());
+    let (client, _, session, token) = join_counter(&server, json!({"start": 4})).await;
+    drop(client);
+    detached(&server, 1).await;
+    // Of another epoch: each entry would need the whole state.
+    let stale = json!({"store": COUNTER, "epoch": "another", "version": 0});
+    let unknown = json!({"store": "Test.Nope", "epoch": "e", "version": 0});
+    let stores = json!([stale, unknown, stale, stale, unknown]);
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
+    let answer = resumed(&mut client).await;
+    let answered = answer["stores"].as_array().expect("stores");
+    assert_eq!(answered.len(), 2, "{answer}");
+    assert_eq!(answered[0]["store"], COUNTER);
+    assert_eq!(answered[0]["data"]["counter"], 4);
+    assert_eq!(answered[1], json!({"store": "Test.Nope", "joined": false}));
+}
+
+#[actix_rt::test]
 async fn a_request_id_repeated_on_one_connection_is_a_new_request() {
     let server = TestServer::start(Config::default());
     let (mut client, _, session, _) = join_counter(&server, json!({})).await;
