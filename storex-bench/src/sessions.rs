@@ -95,13 +95,9 @@ pub async fn run(
     let started = Instant::now();
     let tasks: Vec<_> = (0..measure.sessions)
         .map(|index| {
-            let source = (measure.sources > 0).then(|| {
-                let offset = u8::try_from(index % usize::from(measure.sources)).unwrap_or(0);
-                Ipv4Addr::new(127, 0, 0, 2 + offset)
-            });
             tokio::spawn(session(
                 server,
-                source,
+                source_address(index, measure.sources),
                 opening.clone(),
                 events.clone(),
                 stopped.clone(),
@@ -158,6 +154,15 @@ pub async fn run(
 }
 
 /// Waits for every join, reads the memory, triggers the fan-out and waits for every push.
+/// The source address of client `index`: 127.0.0.2 … 127.0.0.(1 + sources) in turn; `None`
+/// (the default address) when `sources` is 0.
+pub(crate) fn source_address(index: usize, sources: u8) -> Option<Ipv4Addr> {
+    (sources > 0).then(|| {
+        let offset = u8::try_from(index % usize::from(sources)).unwrap_or(0);
+        Ipv4Addr::new(127, 0, 0, 2 + offset)
+    })
+}
+
 async fn measure_joined(
     server: SocketAddr,
     measure: Sessions,

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch, Barrier, Semaphore};
 
 use crate::client::{self, Socket};
 use crate::server::{Stats, Triggered, SOAK_STORE};
+use crate::sessions::source_address;
 use crate::stats::Percentiles;
 
 /// One soak run.
@@ -93,7 +94,7 @@ impl Rss {
 }
 
 /// What a soak found. [`SoakReport::passed`] says whether every check held.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SoakReport {
     /// The run.
     pub soak: Soak,
@@ -264,13 +265,9 @@ pub async fn run(
     let mut seeds = Rng::new(soak.seed);
     let tasks: Vec<_> = (0..soak.clients)
         .map(|index| {
-            let source = (soak.sources > 0).then(|| {
-                let offset = u8::try_from(index % usize::from(soak.sources)).unwrap_or(0);
-                Ipv4Addr::new(127, 0, 0, 2 + offset)
-            });
             let plan = Plan {
                 server,
-                source,
+                source: source_address(index, soak.sources),
                 index,
                 soak,
                 seed: seeds.next_u64(),
@@ -319,31 +316,11 @@ pub async fn run(
 
     let mut report = SoakReport {
         soak,
-        clients_verified: 0,
-        acknowledged: 0,
-        kills: 0,
-        kills_during_resume: 0,
         min_kills_per_client: u64::MAX,
-        resumed_with_diff: 0,
-        resumed_with_data: 0,
-        refused: 0,
-        resume_latency: Percentiles::default(),
-        resent: 0,
-        replayed: 0,
-        pushes: 0,
-        stale: 0,
         ticks,
         tick_shortfall,
-        lost: 0,
-        duplicated: 0,
-        mismatches: 0,
-        failed_clients: 0,
-        failures: Vec::new(),
-        elapsed: Duration::ZERO,
         mutation_phase,
-        drained: None,
-        stats_after: None,
-        rss: None,
+        ..SoakReport::default()
     };
     let mut resume_nanos = Vec::new();
     for (index, task) in tasks.into_iter().enumerate() {

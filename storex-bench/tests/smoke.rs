@@ -4,42 +4,17 @@
 // A test states what it expects by panicking on anything else.
 #![allow(clippy::expect_used)]
 
-use std::net::SocketAddr;
+mod common;
 
 use storex_bench::round_trip::{self, RoundTrip, Target};
-use storex_bench::server::{bind, ServerOptions};
+use storex_bench::server::Tuning;
 use storex_bench::sessions::{self, Sessions};
 
-/// Starts the benchmark server on its own thread and actix system; its address.
-fn start_server() -> SocketAddr {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let options = ServerOptions {
-                addr: ([127, 0, 0, 1], 0).into(),
-                workers: 1,
-            };
-            let (server, addr) = bind(&options).expect("bind a loopback port");
-            sender.send(addr).expect("tell the test");
-            let _ = server.await;
-        });
-    });
-    receiver
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the server starts")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
+use common::{runtime, start_server};
 
 #[test]
 fn round_trips_verify_every_answer() {
-    let server = start_server();
+    let server = start_server(Tuning::default());
     runtime().block_on(async {
         for target in [Target::Storex, Target::Echo] {
             for depth in [1, 4] {
@@ -61,7 +36,7 @@ fn round_trips_verify_every_answer() {
 
 #[test]
 fn sessions_and_fan_out_count_exactly() {
-    let server = start_server();
+    let server = start_server(Tuning::default());
     runtime().block_on(async {
         let measure = Sessions {
             sessions: 20,

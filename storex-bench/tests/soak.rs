@@ -5,41 +5,26 @@
 // A test states what it expects by panicking on anything else.
 #![allow(clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use storex_bench::server::{bind_tuned, ServerOptions, Tuning};
+use storex_bench::server::Tuning;
 use storex_bench::soak::{self, Soak, SoakReport};
 
-/// Starts the benchmark server with `tuning` on its own thread and actix system; its address.
-fn start_server(tuning: Tuning) -> SocketAddr {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let options = ServerOptions {
-                addr: ([127, 0, 0, 1], 0).into(),
-                workers: 1,
-            };
-            let (server, addr) = bind_tuned(&options, &tuning).expect("bind a loopback port");
-            sender.send(addr).expect("tell the test");
-            let _ = server.await;
-        });
-    });
-    receiver
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server starts")
+use common::start_server;
+
+/// Runs `soak` against `server`.
+fn soak_report(server: SocketAddr, soak: Soak) -> SoakReport {
+    common::runtime()
+        .block_on(soak::run(server, soak, || None))
+        .expect("the control routes answer")
 }
 
+/// Runs `soak` against a server with `tuning`; every check must hold.
 fn run(tuning: Tuning, soak: Soak) -> SoakReport {
-    let server = start_server(tuning);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let report = runtime
-        .block_on(soak::run(server, soak, || None))
-        .expect("the control routes answer");
+    let report = soak_report(start_server(tuning), soak);
     let failed: Vec<_> = report
         .verdicts()
         .into_iter()
@@ -141,14 +126,7 @@ fn without_remembered_answers_the_soak_finds_mutations_applied_twice() {
         seed: 2,
         reconnect_base: Duration::from_millis(100),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let report = runtime
-        .block_on(soak::run(server, soak, || None))
-        .expect("the control routes answer");
+    let report = soak_report(server, soak);
     assert!(report.duplicated > 0, "{:#?}", report.failures);
     assert!(!report.passed());
 }
