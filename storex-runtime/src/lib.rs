@@ -78,6 +78,8 @@ mod instance;
 mod local;
 mod mutation;
 pub mod protocol;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod registry;
 mod resume;
 mod store;
