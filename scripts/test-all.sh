@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
 # Runs every check of storex-rs on a fresh machine: formatting, lints, the Rust tests (unit,
 # integration, trybuild UI tests, doctests), the JavaScript client's tests and the browser tests.
-# It installs what it needs (npm packages; Debian's chromium for the browser tests).
+# It installs what it needs (npm packages; Debian's chromium for the browser tests, redis-server
+# for the cluster tests, nginx for the cluster example's test). The tests start their own servers on
+# free loopback ports and stop them by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n==> %s\n' "$*"; }
 
+step "services the tests start (Debian's packages, installed when missing): redis-server, nginx"
+missing=()
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+/usr/bin/redis-server --version
+/usr/sbin/nginx -v
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo clippy -p storex-runtime --no-default-features (the core builds without actix)"
 cargo clippy -p storex-runtime --no-default-features -- -D warnings
 
+step "cargo clippy -p storex-runtime --no-default-features --features redis (Redis without actix)"
+cargo clippy -p storex-runtime --no-default-features --features redis -- -D warnings
+
 step "cargo doc (warnings are errors: broken links, bad examples)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
 step "cargo test"
-cargo test --workspace 2>&1 | tee target/cargo-test.log
+cargo test --workspace --all-features 2>&1 | tee target/cargo-test.log
 rust_passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')
 
 # node's test runner (TAP when piped) ends each run with "# pass N".

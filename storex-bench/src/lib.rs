@@ -5,6 +5,8 @@
 //! - [`round_trip`]: N connections × M mutations at pipeline depth D, every answer verified.
 //! - [`sessions`]: N idle joined sessions (resident memory per session, join rate) and the
 //!   fan-out of one server-side mutation to all of them.
+//! - [`services`]: a Redis server of its own on a free loopback port, for the cluster measures and
+//!   tests (storex-runtime's tests include the file too).
 //! - [`soak`]: N clients × M mutations with every socket killed at random moments and resumed,
 //!   server-side mutations interleaved; nothing lost, nothing applied twice (issue 10).
 //! - [`fuzz`]: generated frames (valid, truncated, mutated, deeply nested, forged resumes) through
@@ -19,6 +21,7 @@ pub mod client;
 pub mod fuzz;
 pub mod round_trip;
 pub mod server;
+pub mod services;
 pub mod sessions;
 pub mod soak;
 pub mod stats;

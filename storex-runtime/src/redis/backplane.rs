@@ -14,7 +14,7 @@ use redis::AsyncConnectionConfig;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use super::wire::{self, Inbound, OwnedTarget, Outbound, WireError, WireMutation, WireTarget};
+use super::wire::{self, Inbound, Outbound, OwnedTarget, WireError, WireMutation, WireTarget};
 use super::{Backoff, RedisError, RedisOptions};
 use crate::backplane::{Backplane, HubError, LocalSessions, RawMutation, Target, Topic};
 use crate::store::BoxFuture;
@@ -177,10 +177,11 @@ impl RedisBackplane {
     /// Starts a backplane to the Redis server of `options`. It connects in the background (see
     /// [`ready`](Self::ready)) and reconnects by itself. An invalid URL is an error here.
     pub fn new(options: RedisOptions) -> Result<Self, RedisError> {
-        let client = redis::Client::open(options.url.as_str()).map_err(|error| RedisError::Url {
-            url: options.url.clone(),
-            reason: error.to_string(),
-        })?;
+        let client =
+            redis::Client::open(options.url.as_str()).map_err(|error| RedisError::Url {
+                url: options.url.clone(),
+                reason: error.to_string(),
+            })?;
         let server = client.get_connection_info().addr().to_string();
         let (runtime, stop) = start_thread()?;
         let (queue, outgoing) = mpsc::channel(options.queue_capacity);
@@ -222,9 +223,12 @@ impl RedisBackplane {
             Ok(Ok(_)) => Ok(()),
             _ => Err(RedisError::Unreachable {
                 server: shared.server.clone(),
-                reason: shared.link.borrow().error.clone().unwrap_or_else(|| {
-                    format!("no connection was made within {within:?}")
-                }),
+                reason: shared
+                    .link
+                    .borrow()
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("no connection was made within {within:?}")),
             }),
         }
     }
@@ -560,7 +564,9 @@ impl Shared {
                     Ok(mutation) => {
                         local.deliver(&Target::from(target), &mutation);
                     }
-                    Err(error) => self.reject(format_args!("a mutation this node cannot run ({error})")),
+                    Err(error) => {
+                        self.reject(format_args!("a mutation this node cannot run ({error})"))
+                    }
                 }
             }
             Inbound::Request {
@@ -588,10 +594,22 @@ impl Shared {
     ) {
         let to: Arc<str> = format!("{}:node:{from}", self.options.prefix).into();
         if !local.contains(&session) {
-            self.send(&to, &Outbound::Absent { from: &self.node, id });
+            self.send(
+                &to,
+                &Outbound::Absent {
+                    from: &self.node,
+                    id,
+                },
+            );
             return;
         }
-        self.send(&to, &Outbound::Taken { from: &self.node, id });
+        self.send(
+            &to,
+            &Outbound::Taken {
+                from: &self.node,
+                id,
+            },
+        );
         let shared = self.clone();
         let local = local.clone();
         self.runtime.spawn(async move {
@@ -634,7 +652,11 @@ impl Shared {
 
     /// Takes what the listener must subscribe to and unsubscribe from; after a reconnection,
     /// everything wanted.
-    fn take_changes(&self, current: &HashSet<Arc<str>>, all: bool) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
+    fn take_changes(
+        &self,
+        current: &HashSet<Arc<str>>,
+        all: bool,
+    ) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
         let mut wanted = lock(&self.wanted);
         let changed: Vec<Arc<str>> = if all {
             wanted.changed.clear();
@@ -645,7 +667,10 @@ impl Shared {
         let mut add = Vec::new();
         let mut remove = Vec::new();
         for channel in changed {
-            match (wanted.channels.contains(&channel), current.contains(&channel)) {
+            match (
+                wanted.channels.contains(&channel),
+                current.contains(&channel),
+            ) {
                 (true, false) => add.push(channel),
                 (false, true) => remove.push(channel),
                 _ => {}
@@ -762,10 +787,7 @@ async fn publish_until_lost(
         let sent = batch.len() as u64;
         match pipe.query_async::<Vec<usize>>(connection).await {
             Ok(receivers) => {
-                shared
-                    .counters
-                    .published
-                    .fetch_add(sent, Ordering::Relaxed);
+                shared.counters.published.fetch_add(sent, Ordering::Relaxed);
                 for (outgoing, receivers) in batch.drain(..).zip(receivers) {
                     if let Some(id) = outgoing.request {
                         // This node listens on the channel too and ignores its own request.
@@ -824,10 +846,7 @@ async fn listener(shared: Arc<Shared>) {
     let mut backoff = Backoff::new(&shared.options);
     loop {
         let error = listen_until_lost(&shared, &mut backoff).await;
-        shared
-            .counters
-            .subscriptions
-            .store(0, Ordering::Relaxed);
+        shared.counters.subscriptions.store(0, Ordering::Relaxed);
         shared.link_down(Side::Listener, &error);
         tokio::time::sleep(backoff.next()).await;
     }

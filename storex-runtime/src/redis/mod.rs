@@ -110,7 +110,9 @@ impl RedisOptions {
 #[non_exhaustive]
 pub enum RedisError {
     /// The URL is not a Redis URL.
-    #[error("{url:?} is not a Redis URL ({reason}); expected redis://[user:password@]host:port[/db]")]
+    #[error(
+        "{url:?} is not a Redis URL ({reason}); expected redis://[user:password@]host:port[/db]"
+    )]
     Url {
         /// The URL given.
         url: String,

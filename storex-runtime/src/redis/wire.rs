@@ -207,9 +207,7 @@ impl WireError {
             WireError::Overloaded => HubError::Overloaded(session.into()),
             WireError::Gone => HubError::Gone(session.into()),
             WireError::Refused(message) => MutationError::Refused(message).into(),
-            WireError::Panicked { mutation } => {
-                MutationError::Panicked { store, mutation }.into()
-            }
+            WireError::Panicked { mutation } => MutationError::Panicked { store, mutation }.into(),
             WireError::Unserializable { mutation, reason } => MutationError::Unserializable {
                 store,
                 mutation,
@@ -264,7 +262,10 @@ mod tests {
         for (target, expected) in [
             (WireTarget::Store, OwnedTarget::Store),
             (WireTarget::Key("k:1"), OwnedTarget::Key("k:1".into())),
-            (WireTarget::Session("abc"), OwnedTarget::Session("abc".into())),
+            (
+                WireTarget::Session("abc"),
+                OwnedTarget::Session("abc".into()),
+            ),
         ] {
             let text = encode(&Outbound::Mutate {
                 from: "node",
@@ -394,7 +395,13 @@ mod tests {
 
     #[test]
     fn what_is_not_a_message_is_an_error() {
-        for text in ["", "{}", "[1]", r#"{"mutate":{}}"#, r#"{"explode":{"from":"a"}}"#] {
+        for text in [
+            "",
+            "{}",
+            "[1]",
+            r#"{"mutate":{}}"#,
+            r#"{"explode":{"from":"a"}}"#,
+        ] {
             assert!(decode(text.as_bytes()).is_err(), "{text}");
         }
     }
