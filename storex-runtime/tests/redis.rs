@@ -1,0 +1,403 @@
+//! The Redis backplane against a real Redis server (started by each test on a free loopback
+//! port, persistence off, killed by PID): two nodes in one process, real WebSocket clients.
+//! Every target kind crosses nodes exactly once, requests find their session or say it is
+//! nowhere, a node listens only to what its sessions need, and Redis trouble (killed, restarted,
+//! frozen) costs the other nodes' deliveries, never a panic, never unbounded buffering.
+//! The three-process cluster is in storex-bench/tests/cluster.rs.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../../storex-bench/src/services.rs"]
+#[allow(dead_code)]
+mod services;
+
+use std::time::Duration;
+
+use common::stores::{counter_diff, Counter};
+use common::{eventually, Client, TestServer};
+use serde_json::{json, Value};
+use services::RedisServer;
+use storex::redis::{RedisBackplane, RedisOptions};
+use storex::{Config, HubError, MutationError, RawMutation, Target};
+
+const COUNTER: &str = "Test.Counter";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// One node: a server whose hub publishes through Redis, and a handle on its backplane.
+struct Node {
+    server: TestServer,
+    backplane: RedisBackplane,
+}
+
+impl Node {
+    async fn start(
+        redis: &RedisServer,
+        options: impl FnOnce(RedisOptions) -> RedisOptions,
+    ) -> Self {
+        let backplane = RedisBackplane::new(options(RedisOptions::new(redis.url())))
+            .expect("a Redis backplane");
+        backplane
+            .ready(common::PATIENCE)
+            .await
+            .expect("connected to Redis");
+        let server = TestServer::start(Config::default().backplane(backplane.clone()));
+        Self { server, backplane }
+    }
+
+    async fn client(&self, params: Value) -> Client {
+        let mut client = self.server.connect().await;
+        let answer = client.join(COUNTER, params).await;
+        assert_eq!(answer["type"], "join", "{answer}");
+        client
+    }
+}
+
+async fn two_nodes(redis: &RedisServer) -> (Node, Node) {
+    (
+        Node::start(redis, |options| options).await,
+        Node::start(redis, |options| options).await,
+    )
+}
+
+fn start_redis() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// A plain Redis connection, for what the test asks or publishes itself.
+fn redis_connection(redis: &RedisServer) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .and_then(|client| client.get_connection())
+        .expect("a Redis connection")
+}
+
+/// How many connections listen on `channel` now.
+fn listeners(redis: &RedisServer, channel: &str) -> usize {
+    let mut connection = redis_connection(redis);
+    let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query(&mut connection)
+        .expect("PUBSUB NUMSUB");
+    counts.first().map_or(0, |(_, count)| *count)
+}
+
+/// Waits until `count` nodes listen on `channel`.
+async fn wait_listeners(redis: &RedisServer, channel: &str, count: usize) {
+    let what = format!("{count} node(s) listening on {channel}");
+    eventually(&what, || listeners(redis, channel) == count).await;
+}
+
+fn store_channel() -> String {
+    format!("storex:store:{COUNTER}")
+}
+
+fn key_channel(key: &str) -> String {
+    format!("storex:key:{COUNTER}:{key}")
+}
+
+/// The next frame is a push of Test.Counter whose counter is now `value`.
+async fn expect_push(client: &mut Client, value: i64) {
+    let push = client.recv().await;
+    assert_eq!(push["type"], "mutation", "{push}");
+    assert_eq!(push["diff"], counter_diff(value), "{push}");
+    assert!(push.get("request").is_none_or(Value::is_null), "{push}");
+}
+
+/// Nothing is waiting for `client`: the answer to its ping is its next frame.
+async fn expect_quiet(client: &mut Client) {
+    client
+        .send_json(&json!({"type": "ping", "request": "quiet?"}))
+        .await;
+    let frame = client.recv().await;
+    assert_eq!(frame["type"], "pong", "expected no push, got {frame}");
+}
+
+fn raw(name: &str, args: Vec<Value>) -> RawMutation {
+    RawMutation::new(COUNTER, name, args).expect("a mutation of Test.Counter")
+}
+
+fn session(client: &Client) -> String {
+    client.session.clone().expect("a joined client")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery
+// ---------------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn every_target_kind_reaches_the_other_node_exactly_once() {
+    let redis = start_redis();
+    let (a, b) = two_nodes(&redis).await;
+    let mut on_a = a.client(json!({"key": "red"})).await;
+    let mut red_on_b = b.client(json!({"key": "red", "start": 10})).await;
+    let mut blue_on_b = b.client(json!({"key": "blue", "start": 20})).await;
+    wait_listeners(&redis, &store_channel(), 2).await;
+    wait_listeners(&redis, &key_channel("red"), 2).await;
+    wait_listeners(&redis, &key_channel("blue"), 1).await;
+
+    // the whole store: the count is this node's sessions; every session runs it once
+    assert_eq!(
+        a.server.hub.mutate(storex::mutation!(Counter, "increase")),
+        Ok(1)
+    );
+    expect_push(&mut on_a, 1).await;
+    expect_push(&mut red_on_b, 11).await;
+    expect_push(&mut blue_on_b, 21).await;
+
+    // one key, from the node without such sessions: only the red ones
+    assert_eq!(
+        b.server
+            .hub
+            .mutate_key("red", storex::mutation!(Counter, "set", 5)),
+        Ok(1)
+    );
+    expect_push(&mut on_a, 5).await;
+    expect_push(&mut red_on_b, 5).await;
+
+    // one session, on the other node
+    let target = Target::Session(session(&blue_on_b));
+    assert_eq!(a.server.hub.send(target, raw("set", vec![json!(7)])), Ok(0));
+    expect_push(&mut blue_on_b, 7).await;
+
+    for client in [&mut on_a, &mut red_on_b, &mut blue_on_b] {
+        expect_quiet(client).await;
+    }
+    // the publishing node skipped its own messages: it received only the other node's
+    let (stats_a, stats_b) = (a.backplane.stats(), b.backplane.stats());
+    assert_eq!(
+        (stats_a.received, stats_b.received),
+        (1, 2),
+        "{stats_a:?} {stats_b:?}"
+    );
+    assert_eq!((stats_a.rejected, stats_b.rejected), (0, 0));
+}
+
+#[actix_rt::test]
+async fn a_request_runs_in_the_session_on_the_other_node_and_answers_its_reply() {
+    let redis = start_redis();
+    let (a, b) = two_nodes(&redis).await;
+    let mut on_b = b.client(json!({"start": 3})).await;
+    let id = session(&on_b);
+
+    let reply = a.server.hub.request(&id, raw("decrease", vec![])).await;
+    assert_eq!(reply, Ok(Some(json!("message"))));
+    expect_push(&mut on_b, 2).await;
+
+    // the mutation's error crosses as the same error; the state is unchanged
+    let refused = a.server.hub.request(&id, raw("set", vec![json!(-1)])).await;
+    assert_eq!(
+        refused,
+        Err(HubError::Mutation(MutationError::Refused(
+            "-1 is below zero".into()
+        )))
+    );
+    // a session that has not joined the store
+    let other = RawMutation::new("Test.Other", "set", vec![json!(1)]).expect("Test.Other set");
+    let not_joined = a.server.hub.request(&id, other).await;
+    assert_eq!(
+        not_joined,
+        Err(HubError::NotJoined {
+            session: id.clone(),
+            store: "Test.Other"
+        })
+    );
+    expect_quiet(&mut on_b).await;
+}
+
+#[actix_rt::test]
+async fn a_session_that_is_nowhere_is_said_so_without_waiting_for_the_time_limit() {
+    let redis = start_redis();
+    let (a, _b) = two_nodes(&redis).await;
+    let started = std::time::Instant::now();
+    let answer = a
+        .server
+        .hub
+        .request("nobody", raw("increase", vec![]))
+        .await;
+    assert_eq!(answer, Err(HubError::NoSession("nobody".into())));
+    // both nodes answered (the other "absent", this one itself): no time limit was waited for
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_rt::test]
+async fn a_node_listens_to_a_store_or_key_while_it_has_sessions_of_it() {
+    let redis = start_redis();
+    let a = Node::start(&redis, |options| options).await;
+    wait_listeners(&redis, "storex:sessions", 1).await;
+    assert_eq!(listeners(&redis, &store_channel()), 0);
+
+    let first = a.client(json!({"key": "k"})).await;
+    let second = a.client(json!({"key": "k"})).await;
+    wait_listeners(&redis, &store_channel(), 1).await;
+    wait_listeners(&redis, &key_channel("k"), 1).await;
+
+    first.close().await;
+    a.server.wait_for_sessions(1).await;
+    // still one session of the store and key: still listening
+    assert_eq!(listeners(&redis, &store_channel()), 1);
+    second.close().await;
+    wait_listeners(&redis, &store_channel(), 0).await;
+    wait_listeners(&redis, &key_channel("k"), 0).await;
+    assert_eq!(
+        a.backplane.stats().subscriptions,
+        2,
+        "the shared and the node's own channel"
+    );
+}
+
+#[actix_rt::test]
+async fn a_message_this_node_cannot_run_is_counted_and_skipped() {
+    let redis = start_redis();
+    let a = Node::start(&redis, |options| options).await;
+    let mut client = a.client(json!({})).await;
+    wait_listeners(&redis, &store_channel(), 1).await;
+    let mut connection = redis_connection(&redis);
+    // a node of a newer version, with a mutation this one does not have; and something else
+    let newer = json!({"mutate": {"from": "newer", "target": "store",
+        "mutation": {"store": COUNTER, "name": "reset_all", "args": []}}});
+    for payload in [newer.to_string(), "hello".to_owned()] {
+        let _: usize = redis::cmd("PUBLISH")
+            .arg(store_channel())
+            .arg(payload)
+            .query(&mut connection)
+            .expect("PUBLISH");
+    }
+    eventually("two rejected messages", || {
+        a.backplane.stats().rejected == 2
+    })
+    .await;
+    expect_quiet(&mut client).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis trouble
+// ---------------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn redis_killed_and_restarted_under_load_costs_only_the_other_nodes_deliveries() {
+    let mut redis = start_redis();
+    let fast = |options: RedisOptions| {
+        options.reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+    };
+    let a = Node::start(&redis, fast).await;
+    let b = Node::start(&redis, fast).await;
+    let mut on_a = a.client(json!({})).await;
+    let mut on_b = b.client(json!({})).await;
+    wait_listeners(&redis, &store_channel(), 2).await;
+
+    // load: node a mutates every instance while Redis goes away and comes back
+    let hub = a.server.hub.clone();
+    let increase = || hub.mutate(storex::mutation!(Counter, "increase"));
+    let mut value = 0;
+    for _ in 0..50 {
+        assert_eq!(increase(), Ok(1));
+        value += 1;
+        expect_push(&mut on_a, value).await;
+        expect_push(&mut on_b, value).await;
+    }
+    redis.kill();
+    // until node a notices, a publish may still be queued (and then counted as lost); after,
+    // publishing answers the error at once. Local delivery goes on throughout.
+    let mut refused = None;
+    for _ in 0..1000 {
+        value += 1;
+        match increase() {
+            Ok(1) => {}
+            Err(HubError::Backplane(message)) => {
+                refused = Some(message);
+            }
+            other => panic!("{other:?}"),
+        }
+        expect_push(&mut on_a, value).await;
+        if refused.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = refused.expect("publishing is refused while Redis is down");
+    assert!(refused.contains("unreachable"), "{refused}");
+    assert!(!a.backplane.is_connected());
+    let failures = a.backplane.stats().publish_failures;
+    assert!(failures >= 1, "{failures}");
+
+    redis.restart().expect("Redis starts again");
+    a.backplane
+        .ready(common::PATIENCE)
+        .await
+        .expect("a reconnects");
+    b.backplane
+        .ready(common::PATIENCE)
+        .await
+        .expect("b reconnects");
+    wait_listeners(&redis, &store_channel(), 2).await;
+    assert!(a.backplane.stats().reconnects >= 1);
+
+    // b missed what was published while Redis was down, and nothing else: it applies the next
+    // mutation on its own state, exactly once
+    assert_eq!(increase(), Ok(1));
+    expect_push(&mut on_a, value + 1).await;
+    expect_push(&mut on_b, 51).await;
+    expect_quiet(&mut on_a).await;
+    expect_quiet(&mut on_b).await;
+}
+
+#[actix_rt::test]
+async fn a_frozen_redis_fills_the_bounded_queue_and_then_is_given_up() {
+    let redis = start_redis();
+    let a = Node::start(&redis, |options| {
+        options
+            .queue_capacity(4)
+            .command_timeout(Duration::from_millis(500))
+    })
+    .await;
+    let mut on_a = a.client(json!({})).await;
+    let pid = redis.pid().expect("Redis runs").to_string();
+    signal("-STOP", &pid);
+    let hub = a.server.hub.clone();
+    let mut full = None;
+    for value in 1..=600 {
+        match hub.mutate(storex::mutation!(Counter, "increase")) {
+            Ok(1) => {}
+            Err(HubError::Backplane(message)) => {
+                full = Some(message);
+            }
+            other => panic!("{other:?}"),
+        }
+        // delivered locally whatever Redis does
+        expect_push(&mut on_a, value).await;
+        if full.is_some() {
+            break;
+        }
+    }
+    let full = full.expect("the queue fills up");
+    // the first batch waits for the frozen server's answer; four more fill the queue
+    assert!(full.contains("is full (4 messages)"), "{full}");
+    // the frozen server does not answer: the connection is given up within the command timeout
+    eventually("the link to the frozen Redis is given up", || {
+        !a.backplane.is_connected()
+    })
+    .await;
+    signal("-CONT", &pid);
+    a.backplane
+        .ready(common::PATIENCE)
+        .await
+        .expect("reconnects");
+    assert!(a.backplane.stats().publish_failures >= 1);
+}
+
+/// Sends `signal` to process `pid` with kill(1).
+fn signal(signal: &str, pid: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
+}
