@@ -179,7 +179,7 @@ impl RedisBackplane {
     pub fn new(options: RedisOptions) -> Result<Self, RedisError> {
         let client =
             redis::Client::open(options.url.as_str()).map_err(|error| RedisError::Url {
-                url: options.url.clone(),
+                url: super::without_credentials(&options.url),
                 reason: error.to_string(),
             })?;
         let server = client.get_connection_info().addr().to_string();

@@ -37,8 +37,9 @@ use std::time::Duration;
 
 pub use backplane::{RedisBackplane, RedisStats};
 
-/// How a [`RedisBackplane`] connects and how long it waits.
-#[derive(Debug, Clone)]
+/// How a [`RedisBackplane`] connects and how long it waits. Its `Debug` hides the URL's
+/// credentials.
+#[derive(Clone)]
 pub struct RedisOptions {
     pub(crate) url: String,
     pub(crate) prefix: String,
@@ -105,6 +106,32 @@ impl RedisOptions {
     }
 }
 
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &without_credentials(&self.url))
+            .field("prefix", &self.prefix)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("request_timeout", &self.request_timeout)
+            .field("reply_timeout", &self.reply_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("backoff", &(self.backoff_min, self.backoff_max))
+            .finish()
+    }
+}
+
+/// `url` with its user and password (before the host's `@`) replaced by `***`.
+pub(super) fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Why a Redis backplane could not start or is not connected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -114,7 +141,7 @@ pub enum RedisError {
         "{url:?} is not a Redis URL ({reason}); expected redis://[user:password@]host:port[/db]"
     )]
     Url {
-        /// The URL given.
+        /// The URL given (without its credentials).
         url: String,
         /// What the Redis client said.
         reason: String,
@@ -165,6 +192,19 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_show_no_credentials() {
+        let options = RedisOptions::new("redis://app:s3cret@10.0.0.5:6379/2");
+        let shown = format!("{options:?}");
+        assert!(shown.contains("redis://***@10.0.0.5:6379/2"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(
+            without_credentials("redis://127.0.0.1/"),
+            "redis://127.0.0.1/"
+        );
+        assert_eq!(without_credentials("not a url"), "not a url");
+    }
 
     #[test]
     fn the_backoff_doubles_up_to_its_cap_with_jitter_and_starts_again_after_a_success() {
