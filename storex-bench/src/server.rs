@@ -1,6 +1,11 @@
 //! The server side of the benchmark: a counter store behind the storex endpoint, a bare actix-ws
 //! echo endpoint (the limit of the stack: same sockets, same frames, no store work), and a control
 //! endpoint that triggers a server-side mutation for the fan-out measure.
+//!
+//! A cluster node too: with a Redis backplane ([`join_cluster`], `storex-bench-server --redis
+//! URL`), server-side mutations reach the sessions of every node. The keyed store [`Room`] and
+//! the routes under `/bench/cluster/` (any target, one-session requests, the backplane's
+//! counters) are what the cluster tests drive.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,8 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_ws::AggregatedMessage;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use storex::{Config, Hub, Store};
+use serde_json::{json, Value};
+use storex::redis::{RedisBackplane, RedisOptions};
+use storex::{Config, Hub, HubError, Init, Params, RawMutation, Reply, Store, Target};
 
 /// The name clients join the counter by.
 pub const STORE: &str = "Bench.Counter";
@@ -53,14 +59,22 @@ pub struct ServerOptions {
 
 /// Binds the benchmark server; run the returned server inside an actix system.
 /// Routes: `/storex` (the store), `/echo?pad=N` (echo), `POST /bench/mutate` (fan-out trigger),
-/// `GET /bench/sessions` (the hub's live session count).
+/// `GET /bench/sessions` (the hub's live session count), and the cluster's routes (see
+/// [`bind_tuned`]).
 pub fn bind(options: &ServerOptions) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     bind_tuned(options, &Tuning::default())
 }
 
 /// [`bind`] with the endpoint's resume settings changed by `tuning` (the soak's short TTL).
 /// Also routes `POST /bench/soak/tick` (the soak's server-side mutation) and `GET /bench/stats`
-/// (live and detached sessions).
+/// (live and detached sessions), and the cluster's routes (with or without a backplane; without
+/// one, `stats` answers 404):
+/// - `POST /bench/cluster/mutate?name=N[&store=S][&args=JSON][&target=store|key|session][&key=K]
+///   [&session=ID]`: the mutation by name (store `Bench.Room` unless given, `args` a JSON array,
+///   target `store` unless given); answers [`ClusterMutated`];
+/// - `POST /bench/cluster/request?session=ID&name=N[&store=S][&args=JSON]`: runs it in that
+///   session, wherever it lives, and answers [`ClusterRequested`] (its reply or its error);
+/// - `GET /bench/cluster/stats`: the backplane's counters and this node's id ([`ClusterStats`]).
 pub fn bind_tuned(
     options: &ServerOptions,
     tuning: &Tuning,
@@ -69,10 +83,12 @@ pub fn bind_tuned(
     let config = tuning.apply(Config::new("/storex").idle_timeout(Duration::from_secs(600)));
     let hub = config.hub().clone();
     let echoes = web::Data::new(EchoSessions::default());
+    let cluster = web::Data::new(Cluster(tuning.backplane.clone()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(hub.clone()))
             .app_data(echoes.clone())
+            .app_data(cluster.clone())
             .service(storex::actix::scope(config.clone()))
             .route("/echo", web::get().to(echo))
             .route("/bench/mutate", web::post().to(mutate))
@@ -80,6 +96,9 @@ pub fn bind_tuned(
             .route("/bench/soak/tick", web::post().to(soak_tick))
             .route("/bench/stats", web::get().to(stats))
             .route("/bench/echo-broadcast", web::post().to(echo_broadcast))
+            .route("/bench/cluster/mutate", web::post().to(cluster_mutate))
+            .route("/bench/cluster/request", web::post().to(cluster_request))
+            .route("/bench/cluster/stats", web::get().to(cluster_stats))
     })
     .workers(options.workers.max(1))
     .backlog(4096)
@@ -279,6 +298,9 @@ pub struct Tuning {
     /// `STOREX_BENCH_REMEMBERED_REQUESTS`: the mutation answers a session remembers (0 shows
     /// what the soak finds without them: mutations applied twice).
     pub remembered_requests: Option<usize>,
+    /// The cluster's backplane (`--redis URL`, see [`join_cluster`]): server-side mutations
+    /// reach the sessions of every node. `None`: this process only.
+    pub backplane: Option<RedisBackplane>,
 }
 
 impl Tuning {
@@ -317,11 +339,15 @@ impl Tuning {
             history: pair("STOREX_BENCH_HISTORY")?,
             max_detached: pair("STOREX_BENCH_MAX_DETACHED")?,
             remembered_requests,
+            backplane: None,
         })
     }
 
-    /// `config` with these changes.
+    /// `config` with these changes. A backplane gives `config` a new hub: take the hub after.
     pub fn apply(&self, mut config: Config) -> Config {
+        if let Some(backplane) = &self.backplane {
+            config = config.backplane(backplane.clone());
+        }
         if let Some(ttl) = self.resume_ttl {
             config = config.resume_ttl(ttl);
         }
@@ -366,5 +392,271 @@ async fn stats(hub: web::Data<Hub>) -> HttpResponse {
         sessions: hub.session_count(),
         detached: detached.sessions,
         detached_bytes: detached.history_bytes,
+    })
+}
+
+/// The name clients join a room by.
+pub const ROOM_STORE: &str = "Bench.Room";
+
+/// The cluster tests' store: keyed by its room, so that server code can reach one room's
+/// instances on every node. Joined with params `{"room": NAME}`.
+#[derive(Store, Serialize, Clone, Debug)]
+#[store(name = "Bench.Room")]
+pub struct Room {
+    /// The room it joined: its key.
+    pub room: String,
+    /// What `say` appended, in the order the mutations ran.
+    pub said: Vec<String>,
+    /// How many times `bump` ran.
+    pub bumps: u64,
+}
+
+#[storex::mutations]
+impl Room {
+    #[init]
+    fn init(params: &Params) -> Result<Init<Self>, String> {
+        let room = params
+            .get::<String>("room")
+            .filter(|room| !room.is_empty())
+            .ok_or_else(|| format!(r#"join {ROOM_STORE} with {{"room": NAME}}"#))?;
+        let state = Room {
+            room: room.clone(),
+            said: Vec::new(),
+            bumps: 0,
+        };
+        Ok(Init::with_key(state, room))
+    }
+
+    #[mutation("say")]
+    fn say(&mut self, text: String) {
+        self.said.push(text);
+    }
+
+    /// Adds one to `bumps` and replies the new count.
+    #[mutation("bump")]
+    fn bump(&mut self) -> Reply<u64> {
+        self.bumps += 1;
+        Reply(self.bumps)
+    }
+
+    /// Always fails with `why` (the state is unchanged): a mutation error for a request.
+    #[mutation("fail")]
+    fn fail(&mut self, why: String) -> Result<(), String> {
+        Err(why)
+    }
+}
+
+/// How long a node waits for Redis at start ([`join_cluster`]'s usual bound).
+pub const CLUSTER_READY: Duration = Duration::from_secs(10);
+
+/// A Redis backplane to `url`, connected within `within`; the error says what went wrong.
+pub async fn join_cluster(url: &str, within: Duration) -> Result<RedisBackplane, String> {
+    let backplane = RedisBackplane::new(RedisOptions::new(url))
+        .map_err(|error| format!("--redis {url}: {error}"))?;
+    backplane.ready(within).await.map_err(|error| {
+        format!("--redis {url}: {error} (waited {within:?} at start; is redis-server running?)")
+    })?;
+    Ok(backplane)
+}
+
+/// The backplane of this node, when it is one.
+struct Cluster(Option<RedisBackplane>);
+
+/// The answer of `POST /bench/cluster/mutate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterMutated {
+    /// The sessions of this node the mutation was queued to (`None` on an error).
+    pub reached: Option<usize>,
+    /// The error's text: the backplane's may come after this node's sessions were reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The error's kind ([`error_kind`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// The answer of `POST /bench/cluster/request`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterRequested {
+    /// The mutation's reply (`null` when it has none or it failed).
+    pub reply: Option<Value>,
+    /// The error's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The error's kind ([`error_kind`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// How long the hub took to answer, in microseconds.
+    pub elapsed_us: u64,
+}
+
+/// The answer of `GET /bench/cluster/stats`: [`storex::redis::RedisStats`] and this node's id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStats {
+    /// This node's id in the cluster.
+    pub node: String,
+    /// Whether both connections to Redis are up.
+    pub connected: bool,
+    /// Messages published.
+    pub published: u64,
+    /// Messages that could not be published.
+    pub publish_failures: u64,
+    /// Messages received from other nodes.
+    pub received: u64,
+    /// Messages received that this node could not run.
+    pub rejected: u64,
+    /// Connections made again after one was lost.
+    pub reconnects: u64,
+    /// The channels this node listens to now.
+    pub subscriptions: usize,
+    /// Live sessions of this node.
+    pub sessions: usize,
+}
+
+/// A [`HubError`]'s kind, in snake case: `no_session`, `not_joined`, `overloaded`, `gone`,
+/// `arguments`, `name`, `mutation`, `backplane` (or `other`).
+pub fn error_kind(error: &HubError) -> &'static str {
+    match error {
+        HubError::NoSession(_) => "no_session",
+        HubError::NotJoined { .. } => "not_joined",
+        HubError::Overloaded(_) => "overloaded",
+        HubError::Gone(_) => "gone",
+        HubError::Arguments(_) => "arguments",
+        HubError::Name(_) => "name",
+        HubError::Mutation(_) => "mutation",
+        HubError::Backplane(_) => "backplane",
+        _ => "other",
+    }
+}
+
+#[derive(Deserialize)]
+struct MutationQuery {
+    #[serde(default)]
+    store: Option<String>,
+    name: String,
+    /// A JSON array.
+    #[serde(default)]
+    args: Option<String>,
+}
+
+impl MutationQuery {
+    /// The mutation or the hub's error for a name that does not exist; the bad request's text
+    /// for unreadable arguments.
+    fn mutation(&self) -> Result<Result<RawMutation, HubError>, String> {
+        let args = match self.args.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(args) => serde_json::from_str::<Vec<Value>>(args)
+                .map_err(|error| format!("args: not a JSON array: {error}"))?,
+        };
+        let store = self.store.as_deref().unwrap_or(ROOM_STORE);
+        Ok(RawMutation::new(store, &self.name, args).map_err(HubError::from))
+    }
+}
+
+#[derive(Deserialize)]
+struct ClusterMutateQuery {
+    #[serde(flatten)]
+    mutation: MutationQuery,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+}
+
+async fn cluster_mutate(
+    hub: web::Data<Hub>,
+    query: web::Query<ClusterMutateQuery>,
+) -> HttpResponse {
+    let query = query.into_inner();
+    let missing = |what: &str| HttpResponse::BadRequest().body(format!("{what} is missing"));
+    let target = match query.target.as_deref().unwrap_or("store") {
+        "store" => Target::Store,
+        "key" => match query.key {
+            Some(key) => Target::Key(key),
+            None => return missing("key (target=key)"),
+        },
+        "session" => match query.session {
+            Some(session) => Target::Session(session),
+            None => return missing("session (target=session)"),
+        },
+        other => {
+            return HttpResponse::BadRequest()
+                .body(format!("target: store, key or session, not {other:?}"))
+        }
+    };
+    let mutation = match query.mutation.mutation() {
+        Ok(mutation) => mutation,
+        Err(bad_request) => return HttpResponse::BadRequest().body(bad_request),
+    };
+    let answer = match mutation.and_then(|mutation| hub.send(target, mutation)) {
+        Ok(reached) => ClusterMutated {
+            reached: Some(reached),
+            error: None,
+            kind: None,
+        },
+        Err(error) => ClusterMutated {
+            reached: None,
+            kind: Some(error_kind(&error).to_owned()),
+            error: Some(error.to_string()),
+        },
+    };
+    HttpResponse::Ok().json(answer)
+}
+
+#[derive(Deserialize)]
+struct ClusterRequestQuery {
+    #[serde(flatten)]
+    mutation: MutationQuery,
+    session: String,
+}
+
+async fn cluster_request(
+    hub: web::Data<Hub>,
+    query: web::Query<ClusterRequestQuery>,
+) -> HttpResponse {
+    let mutation = match query.mutation.mutation() {
+        Ok(mutation) => mutation,
+        Err(bad_request) => return HttpResponse::BadRequest().body(bad_request),
+    };
+    let started = std::time::Instant::now();
+    let result = match mutation {
+        Ok(mutation) => hub.request(&query.session, mutation).await,
+        Err(error) => Err(error),
+    };
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let answer = match result {
+        Ok(reply) => ClusterRequested {
+            reply,
+            error: None,
+            kind: None,
+            elapsed_us,
+        },
+        Err(error) => ClusterRequested {
+            reply: None,
+            kind: Some(error_kind(&error).to_owned()),
+            error: Some(error.to_string()),
+            elapsed_us,
+        },
+    };
+    HttpResponse::Ok().json(answer)
+}
+
+async fn cluster_stats(hub: web::Data<Hub>, cluster: web::Data<Cluster>) -> HttpResponse {
+    let Some(backplane) = &cluster.0 else {
+        return HttpResponse::NotFound().body("not a cluster node: start it with --redis URL");
+    };
+    let stats = backplane.stats();
+    HttpResponse::Ok().json(ClusterStats {
+        node: backplane.node().to_owned(),
+        connected: stats.connected,
+        published: stats.published,
+        publish_failures: stats.publish_failures,
+        received: stats.received,
+        rejected: stats.rejected,
+        reconnects: stats.reconnects,
+        subscriptions: stats.subscriptions,
+        sessions: hub.session_count(),
     })
 }

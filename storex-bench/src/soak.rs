@@ -944,7 +944,7 @@ impl Client {
         let Some(mut socket) = self.socket.take() else {
             return;
         };
-        if self.plan.index % 2 == 0 {
+        if self.plan.index.is_multiple_of(2) {
             let _ = socket.close(None).await;
             // Read up to the server's close, so that it has seen ours.
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
