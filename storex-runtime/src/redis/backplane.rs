@@ -435,6 +435,15 @@ impl Shared {
         session: String,
         mutation: &RawMutation,
     ) -> Result<oneshot::Receiver<Result<Option<Value>, HubError>>, HubError> {
+        if !self.link.borrow().listening {
+            // The answers would come on this node's channel, which nobody listens to now.
+            let why = self.link.borrow().error.clone();
+            return Err(HubError::Backplane(format!(
+                "Redis at {} is unreachable ({}); session {session:?} is not on this node",
+                self.server,
+                why.as_deref().unwrap_or("not connected yet"),
+            )));
+        }
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let payload = wire::encode(&Outbound::Request {
             from: &self.node,
@@ -523,6 +532,11 @@ impl Shared {
             *up = false;
             link.error = Some(error.to_owned());
         });
+        if side == Side::Listener {
+            // Their answers were on their way to a subscription that is gone: and a count of
+            // the nodes made while it was gone would be one short.
+            self.fail_pending(error);
+        }
         if was_up {
             tracing::warn!(
                 server = %self.server,
@@ -531,6 +545,21 @@ impl Shared {
             );
         } else {
             tracing::debug!(server = %self.server, "storex: Redis ({side:?}) still unreachable: {error}");
+        }
+    }
+
+    /// Ends every request still waiting, with `why`.
+    fn fail_pending(&self, why: &str) {
+        let pending: Vec<Pending> = lock(&self.pending)
+            .drain()
+            .map(|(_, entry)| entry)
+            .collect();
+        for entry in pending {
+            let _ = entry.reply.send(Err(HubError::Backplane(format!(
+                "the connection to Redis at {} was lost while the request for session {:?} \
+                 waited: {why}",
+                self.server, entry.session
+            ))));
         }
     }
 
@@ -778,31 +807,70 @@ async fn publish_until_lost(
                 Err(_) => break,
             }
         }
-        let mut pipe = redis::pipe();
-        for outgoing in &batch {
-            pipe.cmd("PUBLISH")
-                .arg(&*outgoing.channel)
-                .arg(outgoing.payload.as_bytes());
-        }
-        let sent = batch.len() as u64;
-        match pipe.query_async::<Vec<usize>>(connection).await {
-            Ok(receivers) => {
-                shared.counters.published.fetch_add(sent, Ordering::Relaxed);
-                for (outgoing, receivers) in batch.drain(..).zip(receivers) {
-                    if let Some(id) = outgoing.request {
-                        // This node listens on the channel too and ignores its own request.
-                        let others = receivers.saturating_sub(1);
-                        shared.count_absent(id, |entry| entry.receivers = Some(others));
-                    }
-                }
+        // Requests go out one by one, each with the count of nodes that hear it; the rest in
+        // one pipeline.
+        let (requests, plain): (Vec<Outgoing>, Vec<Outgoing>) = batch
+            .drain(..)
+            .partition(|outgoing| outgoing.request.is_some());
+        if !plain.is_empty() {
+            let mut pipe = redis::pipe();
+            for outgoing in &plain {
+                pipe.cmd("PUBLISH")
+                    .arg(&*outgoing.channel)
+                    .arg(outgoing.payload.as_bytes());
             }
-            Err(error) => {
+            if let Err(error) = pipe.query_async::<Vec<usize>>(connection).await {
                 let error = error.to_string();
-                fail(shared, batch.drain(..), &error);
+                fail(shared, plain.into_iter().chain(requests), &error);
+                return error;
+            }
+            shared
+                .counters
+                .published
+                .fetch_add(plain.len() as u64, Ordering::Relaxed);
+        }
+        let mut requests = requests.into_iter();
+        while let Some(request) = requests.next() {
+            if let Err(error) = publish_request(shared, connection, &request).await {
+                fail(shared, std::iter::once(request).chain(requests), &error);
                 return error;
             }
         }
     }
+}
+
+/// Publishes a request together with the number of nodes listening on its channel, in one
+/// transaction: the nodes subscribe to it by name, so the count leaves out other programs'
+/// pattern subscriptions (a `PSUBSCRIBE storex:*` left open for debugging), which would
+/// never answer. Every node that hears it answers, so when all of them say "absent" the
+/// session is nowhere.
+async fn publish_request(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+    request: &Outgoing,
+) -> Result<(), String> {
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(&*request.channel)
+        .cmd("PUBLISH")
+        .arg(&*request.channel)
+        .arg(request.payload.as_bytes())
+        .ignore();
+    let (listening,): (Vec<(String, usize)>,) = pipe
+        .query_async(connection)
+        .await
+        .map_err(|error| error.to_string())?;
+    shared.counters.published.fetch_add(1, Ordering::Relaxed);
+    let nodes = listening.first().map_or(0, |(_, count)| *count);
+    if let Some(id) = request.request {
+        // This node listens on the channel too (a request is sent only while it does) and
+        // ignores its own request.
+        let others = nodes.saturating_sub(1);
+        shared.count_absent(id, |entry| entry.receivers = Some(others));
+    }
+    Ok(())
 }
 
 /// Counts as failed what is queued while the connection is down (and ends the requests among
