@@ -1,12 +1,15 @@
-//! What the example servers share: their command line (`--port N`, `PORT`) and their startup
-//! (the page at `/`, the storex endpoint and client at `/storex`, the app's own routes).
+//! What the example servers share: their command line (`--port N`, `PORT`; for a node of a
+//! cluster `--redis URL` and `--resume-key KEY`) and their startup (the page at `/`, the storex
+//! endpoint and client at `/storex`, the app's own routes).
 //!
 //! Each binary in `src/bin/` holds one store and its page; this crate's lib holds nothing about
 //! stores, so each binary registers only its own.
 
+use std::fmt;
+use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
@@ -80,11 +83,25 @@ pub struct Example {
 ///
 /// Every route can read the endpoint's [`storex::Hub`] as `web::Data<Hub>` to mutate stores.
 pub fn run(example: Example, config: storex::Config) -> ExitCode {
-    let args = std::env::args().skip(1);
-    if std::env::args().any(|arg| arg == "-h" || arg == "--help") {
+    run_with(example, "", std::env::args().skip(1).collect(), || async {
+        Ok(config)
+    })
+}
+
+/// Like [`run`], for an example that reads more of its command line (it takes its own options
+/// out of `args` and names them in `usage`, for `--help`) or needs to wait for something before
+/// it serves: `make` builds the configuration inside the server's runtime, after `--port` was
+/// read; an error from it is printed and ends the process with status 1.
+pub fn run_with<F, Fut>(example: Example, usage: &str, args: Vec<String>, make: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<storex::Config, String>>,
+{
+    if args.iter().any(|arg| arg == "-h" || arg == "--help") {
         println!(
-            "usage: {} [--port N]   (or PORT=N; default {DEFAULT_PORT}; 0 picks a free port)",
-            example.name
+            "usage: {} [--port N]{}{usage}   (or PORT=N; default {DEFAULT_PORT}; 0 picks a free port)",
+            example.name,
+            if usage.is_empty() { "" } else { " " },
         );
         return ExitCode::SUCCESS;
     }
@@ -95,12 +112,145 @@ pub fn run(example: Example, config: storex::Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match actix_web::rt::System::new().block_on(serve(example, config, options)) {
+    let served = actix_web::rt::System::new().block_on(async move {
+        let config = make().await.map_err(std::io::Error::other)?;
+        serve(example, config, options).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{}: {error}", example.name);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How long a node waits at start for Redis before it gives up.
+pub const REDIS_WAIT: Duration = Duration::from_secs(10);
+
+/// What makes an example a node of a cluster: `--redis URL` (or `REDIS_URL`) connects it to the
+/// other nodes through a [`storex::redis::RedisBackplane`], and `--resume-key KEY` (or
+/// `STOREX_RESUME_KEY`) signs resume tokens with a key every node shares. Without either, the
+/// example is one process on its own, as before.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClusterOptions {
+    /// The Redis server the nodes meet at (`redis://host:port/`).
+    pub redis: Option<String>,
+    /// The key resume tokens are signed with ([`storex::Config::resume_key`]).
+    pub resume_key: Option<String>,
+}
+
+impl fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field("redis", &self.redis)
+            .field("resume_key", &self.resume_key.as_ref().map(|_| "(set)"))
+            .finish()
+    }
+}
+
+impl ClusterOptions {
+    /// What `--help` says of these options.
+    pub const USAGE: &'static str =
+        "[--redis URL (or REDIS_URL)] [--resume-key KEY (or STOREX_RESUME_KEY)]";
+
+    /// Takes `--redis URL` and `--resume-key KEY` (also `--redis=URL`, `--resume-key=KEY`) out
+    /// of `args` and returns the rest; a flag wins over its variable (`env_redis`: `REDIS_URL`,
+    /// `env_key`: `STOREX_RESUME_KEY`); an empty value is no value.
+    ///
+    /// ```
+    /// use storex_examples::ClusterOptions;
+    /// let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    /// let (cluster, rest) = ClusterOptions::parse(args(&["--port", "0", "--redis", "redis://127.0.0.1:6379/"]), None, Some("k".into())).unwrap();
+    /// assert_eq!(cluster.redis.as_deref(), Some("redis://127.0.0.1:6379/"));
+    /// assert_eq!(cluster.resume_key.as_deref(), Some("k"));
+    /// assert_eq!(rest, args(&["--port", "0"]));
+    /// let (cluster, rest) = ClusterOptions::parse(args(&["--resume-key=s3cret"]), Some("redis://r/".into()), None).unwrap();
+    /// assert_eq!((cluster.redis.as_deref(), cluster.resume_key.as_deref()), (Some("redis://r/"), Some("s3cret")));
+    /// assert!(rest.is_empty());
+    /// assert_eq!(ClusterOptions::parse(args(&[]), Some(String::new()), None).unwrap().0, ClusterOptions::default());
+    /// assert!(ClusterOptions::parse(args(&["--redis"]), None, None).is_err());
+    /// assert!(ClusterOptions::parse(args(&["--resume-key", ""]), None, None).is_err());
+    /// ```
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        env_redis: Option<String>,
+        env_key: Option<String>,
+    ) -> Result<(Self, Vec<String>), String> {
+        let mut redis = None;
+        let mut resume_key = None;
+        let mut rest = Vec::new();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (slot, flag, inline) = if let Some(value) = arg.strip_prefix("--redis=") {
+                (&mut redis, "--redis", Some(value.to_owned()))
+            } else if arg == "--redis" {
+                (&mut redis, "--redis", None)
+            } else if let Some(value) = arg.strip_prefix("--resume-key=") {
+                (&mut resume_key, "--resume-key", Some(value.to_owned()))
+            } else if arg == "--resume-key" {
+                (&mut resume_key, "--resume-key", None)
+            } else {
+                rest.push(arg);
+                continue;
+            };
+            let value = match inline {
+                Some(value) => value,
+                None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
+            };
+            if value.trim().is_empty() {
+                return Err(format!("{flag} needs a value, not an empty one"));
+            }
+            *slot = Some(value);
+        }
+        let set = |value: Option<String>| value.filter(|value| !value.trim().is_empty());
+        let cluster = Self {
+            redis: redis.or_else(|| set(env_redis)),
+            resume_key: resume_key.or_else(|| set(env_key)),
+        };
+        Ok((cluster, rest))
+    }
+
+    /// Reads them from the process's command line (without the program's name) and environment.
+    pub fn from_env() -> Result<(Self, Vec<String>), String> {
+        Self::parse(
+            std::env::args().skip(1),
+            std::env::var("REDIS_URL").ok(),
+            std::env::var("STOREX_RESUME_KEY").ok(),
+        )
+    }
+
+    /// `config` with the resume key and, with `--redis`, the Redis backplane, once it is
+    /// connected (at most `within`); an error says why Redis could not be used. Call it before
+    /// anything clones `config.hub()`: the backplane comes with a hub of its own.
+    pub async fn apply(
+        &self,
+        config: storex::Config,
+        within: Duration,
+    ) -> Result<storex::Config, String> {
+        use storex::redis::{RedisBackplane, RedisOptions};
+        let mut config = config;
+        if let Some(key) = &self.resume_key {
+            config = config.resume_key(key);
+        }
+        let Some(url) = &self.redis else {
+            return Ok(config);
+        };
+        if self.resume_key.is_none() {
+            eprintln!(
+                "warning: --redis without --resume-key (or STOREX_RESUME_KEY): this node signs \
+                 resume tokens with a key of its own, which the other nodes do not accept"
+            );
+        }
+        let backplane =
+            RedisBackplane::new(RedisOptions::new(url.as_str())).map_err(|e| e.to_string())?;
+        backplane.ready(within).await.map_err(|error| {
+            format!(
+                "{error} (waited {within:?}); start redis-server or pass another --redis URL \
+                 (REDIS_URL)"
+            )
+        })?;
+        Ok(config.backplane(backplane))
     }
 }
 
