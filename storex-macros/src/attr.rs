@@ -13,9 +13,12 @@ use crate::ctxt::Ctxt;
 #[derive(Default)]
 pub struct StoreAttrs {
     pub name: Option<LitStr>,
+    /// `#[store(durable)]`: its instances are saved in durable sessions and made again from
+    /// their saved state on another node (the store must be `serde::Deserialize`).
+    pub durable: bool,
 }
 
-pub const STORE_KEYS: &str = "`name = \"...\"`";
+pub const STORE_KEYS: &str = "`name = \"...\"`, `durable`";
 
 pub fn store_attrs(cx: &mut Ctxt, attrs: &[Attribute]) -> StoreAttrs {
     let mut parsed = StoreAttrs::default();
@@ -30,6 +33,12 @@ pub fn store_attrs(cx: &mut Ctxt, attrs: &[Attribute]) -> StoreAttrs {
                 } else {
                     parsed.name = Some(name);
                 }
+                Ok(())
+            } else if meta.path.is_ident("durable") {
+                if parsed.durable {
+                    return Err(meta.error("`durable` is given twice"));
+                }
+                parsed.durable = true;
                 Ok(())
             } else {
                 Err(meta.error(format!(

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 mod impls;
@@ -84,6 +84,64 @@ impl Serialize for Change {
             map.serialize_entry("t", value)?;
         }
         map.end()
+    }
+}
+
+/// A change as its JSON reads back (a diff kept as text, replayed on another node).
+#[derive(Deserialize)]
+struct ChangeWire {
+    a: Action,
+    p: Vec<SegmentWire>,
+    #[serde(default)]
+    t: Option<Value>,
+}
+
+#[derive(Deserialize)]
+enum Action {
+    #[serde(rename = "u")]
+    Update,
+    #[serde(rename = "i")]
+    Insert,
+    #[serde(rename = "d")]
+    Delete,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SegmentWire {
+    Key(String),
+    Index(usize),
+}
+
+impl<'de> Deserialize<'de> for Change {
+    /// Reads `{"a":"u"|"i"|"d","p":PATH,"t":VALUE}`; an update or insert without `t` is an
+    /// error.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = ChangeWire::deserialize(deserializer)?;
+        let path = wire
+            .p
+            .into_iter()
+            .map(|segment| match segment {
+                SegmentWire::Key(key) => PathSegment::Key(key),
+                SegmentWire::Index(index) => PathSegment::Index(index),
+            })
+            .collect();
+        let value = || {
+            wire.t
+                .clone()
+                .ok_or_else(|| serde::de::Error::missing_field("t"))
+        };
+        Ok(match wire.a {
+            Action::Update => Change::Update {
+                path,
+                value: value()?,
+            },
+            Action::Insert => Change::Insert {
+                path,
+                value: value()?,
+            },
+            Action::Delete => Change::Delete { path },
+        })
     }
 }
 

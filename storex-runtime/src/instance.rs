@@ -180,6 +180,30 @@ pub(crate) fn join<S: Mutations>(
     })
 }
 
+/// An instance of `S` made again from its state as JSON (a durable session taken over from
+/// another node): init does not run again. The error says why the state does not read back.
+pub(crate) fn restore<S: Mutations + serde::de::DeserializeOwned>(
+    session: Session,
+    params: Params,
+    key: Option<String>,
+    state: Value,
+    time_limit: Option<Duration>,
+) -> Result<Box<dyn LiveStore>, String> {
+    let state = S::deserialize(state).map_err(|error| {
+        format!(
+            "the saved state of store {} does not read back: {error}",
+            S::NAME
+        )
+    })?;
+    Ok(Box::new(Instance {
+        state,
+        key,
+        session,
+        params,
+        time_limit,
+    }))
+}
+
 /// A mutation in progress: the state, and the snapshot it goes back to unless the mutation
 /// commits. Dropping it (an error, a panic unwinding through it, a cancelled future) rolls back.
 ///

@@ -94,13 +94,15 @@ pub use local::HubError;
 pub use mutation::{Mutation, NameError, RawMutation, Target};
 pub use registry::{Registry, RegistryError, StoreEntry};
 pub use store::{
-    BoxFuture, Call, Extensions, Init, IntoInit, IntoOutcome, MutationInfo, Mutations, Outcome,
-    Params, Reply, Session, Step, Store,
+    BoxFuture, Call, DurableState, Extensions, Init, IntoInit, IntoOutcome, MutationInfo,
+    Mutations, Outcome, Params, Reply, Session, Step, Store,
 };
 /// Makes a struct with named fields a store: its name (`Store::NAME`), its per-field diff, and
 /// its registration by name. Its behaviour comes from a [`macro@mutations`] impl.
 ///
 /// - `#[store(name = "...")]` on the struct: the name clients join by (default: the type's name).
+/// - `#[store(durable)]`: in durable sessions (`Config::durable`), the store's instances are saved
+///   and made again from their saved state on another node; the store must be `serde::Deserialize`.
 /// - `#[storex(replace)]` on a field: send the whole field when it changed (needs `PartialEq`,
 ///   not `Diff`).
 /// - serde's `rename` and `rename_all` name the diff's keys as they name the JSON's; serde

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::instance::{self, JoinError, LiveStore};
-use crate::store::{BoxFuture, MutationInfo, Mutations, Params, Session};
+use crate::store::{BoxFuture, DurableState, MutationInfo, Mutations, Params, Session};
 
 /// A registered store: its name and how to create an instance. `#[derive(Store)]` submits one
 /// per store type.
@@ -16,6 +16,7 @@ pub struct StoreEntry {
     type_name: fn() -> &'static str,
     mutations: &'static [MutationInfo],
     join: JoinFn,
+    restore: Option<RestoreFn>,
 }
 
 /// Creates a live instance of one store type.
@@ -24,6 +25,15 @@ type JoinFn = fn(
     Params,
     Option<Duration>,
 ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>>;
+
+/// Makes an instance again from its saved state (stores marked `#[store(durable)]`).
+pub(crate) type RestoreFn = fn(
+    Session,
+    Params,
+    Option<String>,
+    serde_json::Value,
+    Option<Duration>,
+) -> Result<Box<dyn LiveStore>, String>;
 
 inventory::collect!(StoreEntry);
 
@@ -44,7 +54,36 @@ impl StoreEntry {
             type_name: std::any::type_name::<S>,
             mutations: S::MUTATIONS,
             join: instance::join::<S>,
+            restore: None,
         }
+    }
+
+    /// The entry of a durable store (`#[store(durable)]`): its instances can be made again from
+    /// their saved state on another node.
+    pub const fn durable<S: Mutations + DurableState>(self) -> Self {
+        Self {
+            restore: Some(instance::restore::<S>),
+            ..self
+        }
+    }
+
+    /// Whether the store's instances are saved in durable sessions (`#[store(durable)]`).
+    pub fn is_durable(&self) -> bool {
+        self.restore.is_some()
+    }
+
+    /// An instance made again from `state`, for a durable session taken over; `None` when the
+    /// store is not durable.
+    pub(crate) fn restore(
+        &self,
+        session: Session,
+        params: Params,
+        key: Option<String>,
+        state: serde_json::Value,
+        time_limit: Duration,
+    ) -> Option<Result<Box<dyn LiveStore>, String>> {
+        self.restore
+            .map(|restore| restore(session, params, key, state, Some(time_limit)))
     }
 
     /// The name clients join by.

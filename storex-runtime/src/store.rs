@@ -380,3 +380,14 @@ impl Params {
         T::deserialize(&*self.0)
     }
 }
+
+/// What a store marked `#[store(durable)]` needs: its state is saved as JSON and read back on
+/// another node.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is a durable store, so its state must read back from JSON: it is not `serde::Deserialize`",
+    label = "#[store(durable)] saves this store's state and makes it again on another node",
+    note = "add `#[derive(serde::Deserialize)]` to `{Self}`, or remove `durable` from #[store(...)]"
+)]
+pub trait DurableState: serde::de::DeserializeOwned {}
+
+impl<T: serde::de::DeserializeOwned> DurableState for T {}

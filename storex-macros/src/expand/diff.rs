@@ -114,8 +114,16 @@ pub fn store(input: &Input<'_>) -> TokenStream {
     let diff = diff_impl(input);
     // Spanned at the struct's name: a store without a `#[storex::mutations]` impl is reported
     // there, through the `Mutations` trait's own message.
-    let entry = quote_spanned! {ident.span()=>
-        ::storex::__private::StoreEntry::of::<#ident>()
+    let entry = if input.store.durable {
+        // A durable store is made again from its saved JSON: it must be `Deserialize` (the
+        // error points at the struct).
+        quote_spanned! {ident.span()=>
+            ::storex::__private::StoreEntry::of::<#ident>().durable::<#ident>()
+        }
+    } else {
+        quote_spanned! {ident.span()=>
+            ::storex::__private::StoreEntry::of::<#ident>()
+        }
     };
     quote! {
         #[automatically_derived]

@@ -464,3 +464,24 @@ fn apply_refuses_paths_that_do_not_exist() {
         PatchError::DeleteRoot
     );
 }
+
+#[test]
+fn changes_read_back_as_written() {
+    let changes = diff(
+        &json!({"a": [1, 2, 3], "m": {"x": 1, "gone": true}}),
+        &json!({"a": [1, 5], "m": {"x": {"deep": [null]}, "new": "v"}}),
+    )
+    .unwrap_or_default();
+    assert!(changes.len() >= 4, "{changes:?}");
+    let text = serde_json::to_string(&changes).unwrap_or_default();
+    let back: Vec<Change> = serde_json::from_str(&text).unwrap_or_default();
+    assert_eq!(back, changes, "{text}");
+    for bad in [
+        r#"{"a":"u","p":["x"]}"#,
+        r#"{"a":"x","p":[]}"#,
+        r#"{"a":"d","p":[true]}"#,
+        r#"{"a":"d","p":[-1]}"#,
+    ] {
+        assert!(serde_json::from_str::<Change>(bad).is_err(), "{bad}");
+    }
+}
