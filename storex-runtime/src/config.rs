@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backplane::Backplane;
+use crate::durable::SessionStore;
 use crate::hub::Hub;
 use crate::resume::ResumeSettings;
 use crate::store::Extensions;
@@ -44,6 +45,7 @@ pub struct Config {
     pub(crate) origins: Origins,
     pub(crate) hub: Hub,
     pub(crate) resume: ResumeSettings,
+    pub(crate) durable: Option<Arc<dyn SessionStore>>,
 }
 
 impl fmt::Debug for Config {
@@ -59,6 +61,7 @@ impl fmt::Debug for Config {
             .field("on_connect", &self.on_connect.is_some())
             .field("origins", &self.origins)
             .field("resume", &self.resume)
+            .field("durable", &self.durable)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +99,7 @@ impl Config {
             origins: Origins::SameHost,
             hub: Hub::new(),
             resume: ResumeSettings::default(),
+            durable: None,
         }
     }
 
@@ -188,6 +192,18 @@ impl Config {
     pub fn history(mut self, diffs: usize, bytes: usize) -> Self {
         self.resume.history_len = diffs;
         self.resume.history_bytes = bytes;
+        self
+    }
+
+    /// Durable sessions: every change of a session's durable stores (`#[store(durable)]`) is
+    /// saved in `store` before its answer or push is sent, so that a client whose node died or
+    /// was stopped resumes on another node with the same state and its missed diffs, and a
+    /// commit it sends again runs once (see [`durable`](crate::durable)). Needs sessions that
+    /// resume (a `resume_ttl` above zero) and one `resume_key` for every node. On a graceful stop
+    /// ([`Hub::stop`]) durable sessions are left to the other nodes: their `terminate` does not
+    /// run and their records stay.
+    pub fn durable(mut self, store: impl SessionStore) -> Self {
+        self.durable = Some(Arc::new(store));
         self
     }
 

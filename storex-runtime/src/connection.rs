@@ -16,10 +16,13 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::durable::{
+    self, DurableSession, Record, Saved, SavedAnswer, SessionStore, Snapshot, Taken,
+};
 use crate::history::{Answer, Answers, Catchup, HistoryLimits, Outcome, Remembered, Versions};
 use crate::hub::{Hub, Registration};
 use crate::instance::{state_of, LiveStore};
-use crate::local::{Claims, Command, DetachLimits, HubError};
+use crate::local::{Claims, Command, DetachLimits, HubError, Inbox};
 use crate::protocol::{
     ClientMessage, Close, HeldStore, Json, MutationCall, MutationFrame, ResumedStore, ServerMessage,
 };
@@ -58,6 +61,10 @@ pub(crate) struct Settings {
     pub(crate) idle: Duration,
     pub(crate) send: Duration,
     pub(crate) resume: ResumeSettings,
+    /// The capacity of each session's inbox of server-side mutations.
+    pub(crate) inbox_capacity: usize,
+    /// Where durable sessions are saved, when they are.
+    pub(crate) durable: Option<Arc<dyn SessionStore>>,
 }
 
 impl Settings {
@@ -98,6 +105,30 @@ impl Settings {
 struct Joined {
     live: Box<dyn LiveStore>,
     versions: Versions,
+    /// What init was given (saved with a durable instance).
+    params: Params,
+    /// Whether it is saved (a durable store in a durable session).
+    durable: bool,
+    /// The version of its last saved snapshot.
+    base: u64,
+}
+
+impl Joined {
+    /// Its snapshot as a durable session saves it, at its current version; `None` when the
+    /// state does not serialize.
+    fn snapshot(&mut self) -> Option<(String, String)> {
+        let state = state_of(self.live.as_ref()).ok()?;
+        let snapshot = Snapshot {
+            key: self.live.key().map(str::to_owned),
+            params: self.params.value().clone(),
+            epoch: self.versions.epoch().to_owned(),
+            base: self.versions.version(),
+            state,
+        };
+        let text = serde_json::to_string(&snapshot).ok()?;
+        self.base = self.versions.version();
+        Some((durable::snapshot_field(self.live.name()), text))
+    }
 }
 
 /// One connection: the session (id and connect data), the instances it joined, its place in
@@ -113,6 +144,10 @@ pub(crate) struct Connection {
     generation: u32,
     /// Whether a join, a mutation or a resume arrived: a resume must come first.
     started: bool,
+    /// Where the session is saved, when it is durable.
+    durable: Option<DurableSession>,
+    /// Another node holds the session now: this connection lets it go without ending it.
+    moved: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -137,6 +172,11 @@ impl Connection {
         registration: Registration,
         settings: Arc<Settings>,
     ) -> Self {
+        let durable = settings
+            .durable
+            .clone()
+            .filter(|_| settings.resumable())
+            .map(|store| durable_session(store, session.id(), 1, &settings));
         Self {
             session,
             stores: Vec::new(),
@@ -145,7 +185,150 @@ impl Connection {
             answers: Answers::default(),
             generation: 0,
             started: false,
+            durable,
+            moved: false,
         }
+    }
+
+    /// A durable session taken over from the record another node saved: its stores made again
+    /// from their saved state, its versions, its remembered answers; registered with `hub`.
+    pub(crate) fn restore(
+        hub: &Hub,
+        settings: Arc<Settings>,
+        session: Session,
+        taken: Taken,
+    ) -> Result<(Self, Inbox), String> {
+        let Some(store) = settings.durable.clone() else {
+            return Err("this server does not keep durable sessions".into());
+        };
+        let record = Record::read(taken.fields)?;
+        let id: Arc<str> = session.id().into();
+        let (registration, inbox) = hub
+            .open(id, settings.inbox_capacity)
+            .map_err(|_| "the session is still ending on this server".to_owned())?;
+        let mut durable = durable_session(store, session.id(), taken.lease, &settings);
+        durable.next_answer = record.answers.last().map_or(0, |(seq, _)| seq + 1);
+        let registry = settings.registry;
+        let generation = record
+            .answers
+            .iter()
+            .map(|(_, answer)| answer.c)
+            .max()
+            .map_or(1, |last| last.saturating_add(1));
+        let answers = Answers::restored(
+            record.answers.into_iter().map(|(_, answer)| answer),
+            |name| registry.get(name).map(|entry| entry.name()),
+        );
+        let mut stores = Vec::new();
+        for name in &record.order {
+            let Some(entry) = registry.get(name) else {
+                tracing::warn!(store = %name, "a saved store this program does not have is left out");
+                continue;
+            };
+            let Some(snapshot) = record.snapshots.get(name) else {
+                return Err(format!("the snapshot of store {name} is missing"));
+            };
+            let no_diffs = Vec::new();
+            let diffs = record.diffs.get(name).unwrap_or(&no_diffs);
+            let (state, version) = durable::replay(snapshot, diffs)?;
+            let params = Params::new(snapshot.params.clone());
+            let restored = entry.restore(
+                session.clone(),
+                params.clone(),
+                snapshot.key.clone(),
+                state,
+                settings.time_limit,
+            );
+            let live = match restored {
+                Some(Ok(live)) => live,
+                Some(Err(error)) => return Err(error),
+                None => {
+                    tracing::warn!(store = %name, "a saved store that is not durable here is left out");
+                    continue;
+                }
+            };
+            // The history: the saved diffs that lead, one after another, to the last version.
+            let mut run: Vec<&str> = Vec::new();
+            let mut expected = version;
+            for (at, text) in diffs.iter().rev() {
+                if *at == expected && expected > 0 {
+                    run.push(text);
+                    expected -= 1;
+                } else if *at < expected {
+                    break;
+                }
+            }
+            run.reverse();
+            let versions =
+                Versions::restored(&snapshot.epoch, version, run, settings.history_limits());
+            registration.joined(entry.name(), live.key());
+            stores.push(Joined {
+                live,
+                versions,
+                params,
+                durable: true,
+                base: snapshot.base,
+            });
+        }
+        let connection = Self {
+            session,
+            stores,
+            registration,
+            settings,
+            answers,
+            generation,
+            started: true,
+            durable: Some(durable),
+            moved: false,
+        };
+        Ok((connection, inbox))
+    }
+
+    /// Whether another node holds the session now (a save was refused): the connection lets it
+    /// go without ending it.
+    pub(crate) fn moved(&self) -> bool {
+        self.moved
+    }
+
+    /// Saves what changed (a durable session) before the answer goes. `false`: another node
+    /// holds the session now.
+    async fn save(&mut self) -> bool {
+        let Some(durable) = self.durable.as_mut() else {
+            return true;
+        };
+        for attempt in 0..2 {
+            if durable.resync {
+                write_all(&mut self.stores, &self.answers, durable);
+            }
+            let Some(write) = durable.take_write() else {
+                return true;
+            };
+            match durable.store.save(write).await {
+                Ok(Saved::Stored) => {
+                    durable.created = true;
+                    durable.resync = false;
+                    return true;
+                }
+                Ok(Saved::Fenced) => {
+                    tracing::info!(session = %self.session.id(), "another node took the session over");
+                    self.moved = true;
+                    return false;
+                }
+                Ok(Saved::Missing) => {
+                    // Expired, or deleted: everything is written again, once.
+                    tracing::warn!(session = %self.session.id(), attempt, "a durable session's record was missing; writing it again");
+                    durable.resync = true;
+                }
+                Err(error) => {
+                    // The answer still goes (the server keeps serving without its store); the
+                    // next save writes everything again.
+                    tracing::warn!(session = %self.session.id(), %error, "a durable session could not be saved");
+                    durable.resync = true;
+                    return true;
+                }
+            }
+        }
+        true
     }
 
     /// The session id.
@@ -161,6 +344,16 @@ impl Connection {
     /// The endpoint's settings.
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The endpoint's settings, shared.
+    pub(crate) fn settings_arc(&self) -> Arc<Settings> {
+        self.settings.clone()
+    }
+
+    /// The session (id and connect data).
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
     }
 
     /// Whether the session holds any store (a session without one is not worth detaching).
@@ -315,20 +508,45 @@ impl Connection {
         }
         let params = Params::new(params.unwrap_or_else(|| Value::Object(Default::default())));
         let joined = entry
-            .join_within(self.session.clone(), params, self.settings.time_limit)
+            .join_within(
+                self.session.clone(),
+                params.clone(),
+                self.settings.time_limit,
+            )
             .await;
         match joined {
             Ok(live) => {
                 let mut joined = Joined {
                     live,
                     versions: Versions::new(),
+                    params,
+                    durable: self.durable.is_some() && entry.is_durable(),
+                    base: 0,
                 };
                 match self.join_answer(&joined, request) {
                     Ok(answer) => {
                         tracing::debug!("joined");
                         self.registration
                             .joined(joined.live.name(), joined.live.key());
+                        if let (true, Some(durable)) = (joined.durable, self.durable.as_mut()) {
+                            if let Some((field, text)) = joined.snapshot() {
+                                durable.set(field, text);
+                            }
+                            let mut order: Vec<&str> = self
+                                .stores
+                                .iter()
+                                .filter(|store| store.durable)
+                                .map(|store| store.live.name())
+                                .collect();
+                            order.push(joined.live.name());
+                            if let Ok(order) = serde_json::to_string(&order) {
+                                durable.set(durable::ORDER.to_owned(), order);
+                            }
+                        }
                         self.stores.push(joined);
+                        if !self.save().await {
+                            return Reaction::Close(moved_away());
+                        }
                         Reaction::Send(answer)
                     }
                     Err(error) => {
@@ -407,6 +625,9 @@ impl Connection {
                 if !applied.diff.is_empty() {
                     // The diff's text, written once, is the answer's and the history's.
                     store.versions.keep(frame.diff(), limits);
+                    if let (true, Some(durable)) = (store.durable, self.durable.as_mut()) {
+                        saved_change(store, durable, frame.diff());
+                    }
                 }
                 Ok(frame)
             }
@@ -438,7 +659,26 @@ impl Connection {
                 version: store.versions.version(),
                 outcome,
             };
+            if let Some(durable) = self.durable.as_mut() {
+                let mut key = String::new();
+                crate::history::write_key(&mut key, id);
+                let (failed, text) = match outcome {
+                    Outcome::Reply(reply) => (false, reply.unwrap_or_default()),
+                    Outcome::Error(error) => (true, error),
+                };
+                durable.answer(&SavedAnswer {
+                    r: key,
+                    c: self.generation,
+                    s: answer.store.to_owned(),
+                    v: answer.version,
+                    f: failed,
+                    t: text.to_owned(),
+                });
+            }
             self.answers.remember(answer, limit);
+        }
+        if !self.save().await {
+            return Reaction::Close(moved_away());
         }
         Reaction::Send(match written {
             Ok(frame) => frame.text,
@@ -517,8 +757,17 @@ impl Connection {
                 }
                 .encode();
                 instance.versions.keep(push.diff(), limits);
+                if let (true, Some(durable)) = (instance.durable, self.durable.as_mut()) {
+                    saved_change(instance, durable, push.diff());
+                }
                 (Reaction::Send(push.text), applied.reply)
             });
+            if !self.save().await {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(HubError::Gone(self.session.id().to_owned())));
+                }
+                return Reaction::Close(moved_away());
+            }
             match result {
                 Ok((push, answer)) => {
                     if let Some(reply) = reply {
@@ -542,11 +791,21 @@ impl Connection {
     /// Ends the session: every instance's terminate runs, in join order, then the hub forgets
     /// the session.
     pub(crate) async fn close(mut self) {
+        // A durable session lives on when another node holds it, or when this process stops
+        // (a deploy): its instances go without terminate, its record stays for another node.
+        if self.durable.is_some() && (self.moved || self.hub().is_stopping()) {
+            tracing::debug!(session = %self.session.id(), "durable session left to another node");
+            self.stores.clear();
+            return;
+        }
         // One at a time: if this task is dropped during a terminate, the stores not reached yet
         // are still in `self.stores`, and `Drop` terminates them.
         while !self.stores.is_empty() {
             let mut store = self.stores.remove(0);
             store.live.terminate().await;
+        }
+        if let Some(durable) = &self.durable {
+            durable.forget().await;
         }
         tracing::debug!(session = %self.session.id(), "session closed");
     }
@@ -669,6 +928,70 @@ impl Connection {
         }
         .encode()
     }
+}
+
+/// Puts a durable instance's new version in the next write: its diff, and every
+/// [`SNAPSHOT_EVERY`](durable::SNAPSHOT_EVERY) versions its whole state.
+fn saved_change(store: &mut Joined, durable: &mut DurableSession, diff: &str) {
+    let version = store.versions.version();
+    durable.diff(store.live.name(), version, diff);
+    if version - store.base >= durable::SNAPSHOT_EVERY {
+        if let Some((field, text)) = store.snapshot() {
+            durable.set(field, text);
+        }
+    }
+}
+
+/// A durable session's saving side, with the endpoint's limits.
+fn durable_session(
+    store: Arc<dyn SessionStore>,
+    id: &str,
+    lease: u64,
+    settings: &Settings,
+) -> DurableSession {
+    // The record outlives a dead node for as long as a detached session would wait.
+    let ttl = settings.idle + settings.resume.ttl;
+    DurableSession::new(
+        store,
+        id,
+        lease,
+        ttl,
+        settings.remembered_limit(),
+        settings.history_limits().len,
+    )
+}
+
+/// Puts the whole session in the next write (after a failed save: the record may be missing
+/// or behind): each durable store's snapshot at its version, the store order, the remembered
+/// answers.
+fn write_all(stores: &mut [Joined], answers: &Answers, durable: &mut DurableSession) {
+    durable.set.clear();
+    durable.delete.clear();
+    durable.created = false;
+    let order: Vec<&str> = stores
+        .iter()
+        .filter(|store| store.durable)
+        .map(|store| store.live.name())
+        .collect();
+    if let Ok(order) = serde_json::to_string(&order) {
+        durable.set(durable::ORDER.to_owned(), order);
+    }
+    for store in stores.iter_mut().filter(|store| store.durable) {
+        if let Some((field, text)) = store.snapshot() {
+            durable.set(field, text);
+        }
+    }
+    for answer in answers.iter() {
+        durable.answer(&answer.saved());
+    }
+}
+
+/// The close of a connection whose session another node holds now: the client resumes there.
+fn moved_away() -> Close {
+    Close::new(
+        crate::protocol::CloseCode::GOING_AWAY,
+        "This session continues on another server.",
+    )
 }
 
 /// How a resuming client catches up with one store it names.

@@ -224,7 +224,7 @@ async fn claim(
     let waiting = connection.hub().claim(session, RESUME_GRACE, patience);
     let claim = match watch.beside(transport, waiting).await? {
         Ok(claim) => claim,
-        Err(ClaimError::Ended) => return Ok(Err(ended())),
+        Err(ClaimError::Ended) => return take_over(watch, transport, connection, request).await,
         Err(ClaimError::Attached) => return Ok(Err(attached())),
     };
     // Claimed: from here on the takeover is not given up when the client goes (the session
@@ -242,6 +242,53 @@ async fn claim(
             .map(|parked| *parked)
             .map_err(|_other| ended()),
         Ok(Err(_)) | Err(_) => Err(ended()),
+    })
+}
+
+/// The session is not in this process: a durable one is taken over from its saved record (the
+/// node that had it died, stopped, or no longer serves it: its lease is raised, so it cannot
+/// write any more).
+async fn take_over(
+    watch: &mut Watch,
+    transport: &mut impl Transport,
+    connection: &Connection,
+    request: &ResumeRequest,
+) -> Result<Result<Parked, String>, End> {
+    let session = &request.session;
+    let settings = connection.settings();
+    let Some(store) = settings.durable.clone() else {
+        return Ok(Err(format!(
+            "Session {session} cannot be resumed: it has ended."
+        )));
+    };
+    let ttl = settings.idle + settings.resume.ttl;
+    let taken = match watch.beside(transport, store.take(session, ttl)).await? {
+        Ok(Some(taken)) => taken,
+        Ok(None) => {
+            return Ok(Err(format!(
+                "Session {session} cannot be resumed: it has ended."
+            )))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "a durable session could not be read");
+            return Ok(Err(format!(
+                "Session {session} cannot be resumed now: its saved record could not be read ({error})."
+            )));
+        }
+    };
+    let own = connection.session().with_id(session);
+    let restored = Connection::restore(connection.hub(), connection.settings_arc(), own, taken);
+    Ok(match restored {
+        Ok((connection, inbox)) => {
+            tracing::info!(session = %session, "durable session taken over");
+            Ok(Parked { connection, inbox })
+        }
+        Err(error) => {
+            tracing::warn!(session = %session, %error, "a durable session could not be made again");
+            Err(format!(
+                "Session {session} cannot be resumed: its saved record does not read ({error})."
+            ))
+        }
     })
 }
 
@@ -284,6 +331,9 @@ async fn detached(mut connection: Connection, mut inbox: Inbox) {
                 if ran.is_err() {
                     tracing::error!("a server-side mutation panicked in a detached session");
                     break;
+                }
+                if connection.moved() {
+                    break; // another node holds the session now
                 }
                 if connection.history_bytes() != held {
                     connection.detached_size();

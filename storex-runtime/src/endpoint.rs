@@ -101,6 +101,8 @@ impl Endpoint {
             idle: config.idle_timeout,
             send: config.send_timeout,
             resume: config.resume.clone(),
+            inbox_capacity: config.inbox_capacity,
+            durable: config.durable.clone(),
         });
         Ok(Self {
             shared: Arc::new(Shared { config, settings }),

@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::durable::SavedAnswer;
+
 /// The largest version: versions stay exact in a JavaScript number.
 const MAX_VERSION: u64 = (1 << 53) - 1;
 
@@ -50,6 +52,26 @@ impl Versions {
             history: VecDeque::new(),
             bytes: 0,
         }
+    }
+
+    /// An instance's versions as a durable session saved them: `epoch`, `version`, and the
+    /// diffs that led to the last versions (oldest first), kept within `limits`.
+    pub(crate) fn restored<'a>(
+        epoch: &str,
+        version: u64,
+        diffs: impl IntoIterator<Item = &'a str>,
+        limits: HistoryLimits,
+    ) -> Self {
+        let mut versions = Self {
+            epoch: epoch.into(),
+            version,
+            history: VecDeque::new(),
+            bytes: 0,
+        };
+        for diff in diffs {
+            versions.keep(diff, limits);
+        }
+        versions
     }
 
     pub(crate) fn epoch(&self) -> &str {
@@ -188,11 +210,23 @@ impl Remembered {
     fn size(&self) -> usize {
         self.request.len() + self.text.len() + 64
     }
+
+    /// The answer as a durable session saves it.
+    pub(crate) fn saved(&self) -> SavedAnswer {
+        SavedAnswer {
+            r: self.request.clone(),
+            c: self.connection,
+            s: self.store.to_owned(),
+            v: self.version,
+            f: self.failed,
+            t: self.text.clone(),
+        }
+    }
 }
 
 /// Writes a request id as a key: a string's text after a `"`, any other value's JSON text (so
 /// `"1"` and `1` stay apart: no JSON text but a string's starts with `"`).
-fn write_key(key: &mut String, request: &Value) {
+pub(crate) fn write_key(key: &mut String, request: &Value) {
     key.clear();
     match request {
         Value::String(text) => {
@@ -302,6 +336,36 @@ impl Answers {
     /// About how many bytes the remembered answers hold.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The remembered answers, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Remembered> {
+        self.answers.iter()
+    }
+
+    /// The answers a durable session saved, oldest first; `store` finds the name of a store
+    /// this program has (an answer of another is dropped).
+    pub(crate) fn restored(
+        saved: impl IntoIterator<Item = SavedAnswer>,
+        store: impl Fn(&str) -> Option<&'static str>,
+    ) -> Self {
+        let mut answers = Self::default();
+        for answer in saved {
+            let Some(name) = store(&answer.s) else {
+                continue;
+            };
+            let remembered = Remembered {
+                request: answer.r,
+                connection: answer.c,
+                store: name,
+                version: answer.v,
+                failed: answer.f,
+                text: answer.t,
+            };
+            answers.bytes += remembered.size();
+            answers.answers.push_back(remembered);
+        }
+        answers
     }
 }
 

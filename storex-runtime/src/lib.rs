@@ -71,6 +71,7 @@ mod config;
 mod connection;
 pub mod diff;
 mod driver;
+pub mod durable;
 mod endpoint;
 mod history;
 mod hub;

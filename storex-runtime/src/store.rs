@@ -305,6 +305,15 @@ impl Session {
     pub fn extensions(&self) -> &Extensions {
         &self.extensions
     }
+
+    /// Session `id` with this session's connect data (a session taken over keeps the data of
+    /// the connection that resumed it).
+    pub(crate) fn with_id(&self, id: &str) -> Session {
+        Session {
+            id: id.into(),
+            extensions: self.extensions.clone(),
+        }
+    }
 }
 
 /// Values attached to a connection by the connect hook, one per type.

@@ -14,6 +14,7 @@ use redis::AsyncConnectionConfig;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
+use super::sessions::RedisSessions;
 use super::wire::{self, Inbound, Outbound, OwnedTarget, WireError, WireMutation, WireTarget};
 use super::{Backoff, RedisError, RedisOptions};
 use crate::backplane::{Backplane, HubError, LocalSessions, RawMutation, Target, Topic};
@@ -40,6 +41,8 @@ pub struct RedisBackplane {
 struct Handle {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
+    /// The durable sessions on the same thread and server, once asked for.
+    sessions: OnceLock<RedisSessions>,
 }
 
 impl Drop for Handle {
@@ -166,7 +169,7 @@ struct Shared {
     runtime: tokio::runtime::Handle,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update under these locks is one statement: a panic leaves them consistent.
     mutex
         .lock()
@@ -210,6 +213,7 @@ impl RedisBackplane {
             handle: Arc::new(Handle {
                 shared,
                 stop: Some(stop),
+                sessions: OnceLock::new(),
             }),
         })
     }
@@ -231,6 +235,24 @@ impl RedisBackplane {
                     .unwrap_or_else(|| format!("no connection was made within {within:?}")),
             }),
         }
+    }
+
+    /// Durable sessions saved in the same Redis (see [`Config::durable`](crate::Config::durable)):
+    /// they run on the backplane's thread, with a connection of their own. Every call answers
+    /// the same sessions.
+    pub fn sessions(&self) -> RedisSessions {
+        let shared = &self.handle.shared;
+        self.handle
+            .sessions
+            .get_or_init(|| {
+                RedisSessions::start(
+                    &shared.options,
+                    shared.client.clone(),
+                    shared.server.clone(),
+                    &shared.runtime,
+                )
+            })
+            .clone()
     }
 
     /// Whether both connections are up now.

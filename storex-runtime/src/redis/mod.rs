@@ -31,11 +31,13 @@
 //!   [`RedisStats`]); the node reconnects with backoff and subscribes again.
 
 mod backplane;
+mod sessions;
 mod wire;
 
 use std::time::Duration;
 
 pub use backplane::{RedisBackplane, RedisStats};
+pub use sessions::RedisSessions;
 
 /// How a [`RedisBackplane`] connects and how long it waits. Its `Debug` hides the URL's
 /// credentials.
