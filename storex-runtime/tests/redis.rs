@@ -406,3 +406,239 @@ fn signal(signal: &str, pid: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill {signal} {pid}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Durable sessions
+// ---------------------------------------------------------------------------------------------
+
+const DURABLE: &str = "Test.Durable";
+const KEY: &[u8] = b"the cluster's resume key, shared by every node";
+
+/// A durable store: saved in Redis, made again on another node.
+#[derive(storex::Store, serde::Serialize, serde::Deserialize, Clone, Debug)]
+#[store(name = "Test.Durable", durable)]
+pub struct Journal {
+    pub log: Vec<String>,
+}
+
+#[storex::mutations]
+impl Journal {
+    #[init]
+    fn init() -> Self {
+        Journal { log: Vec::new() }
+    }
+
+    #[mutation("add")]
+    fn add(&mut self, entry: String) -> storex::Reply<usize> {
+        self.log.push(entry);
+        storex::Reply(self.log.len())
+    }
+}
+
+/// A node whose sessions are durable in `redis` (and whose server-side mutations go through it).
+async fn durable_node(redis: &RedisServer) -> Node {
+    let backplane = RedisBackplane::new(RedisOptions::new(redis.url())).expect("a backplane");
+    backplane
+        .ready(common::PATIENCE)
+        .await
+        .expect("connected to Redis");
+    let config = Config::default()
+        .backplane(backplane.clone())
+        .durable(backplane.sessions())
+        .resume_key(KEY);
+    let server = TestServer::start(config);
+    Node { server, backplane }
+}
+
+fn session_key(session: &str) -> String {
+    format!("storex:session:{session}")
+}
+
+/// The record's lease, if there is a record.
+fn lease(redis: &RedisServer, session: &str) -> Option<u64> {
+    let mut connection = redis_connection(redis);
+    redis::cmd("HGET")
+        .arg(session_key(session))
+        .arg("lease")
+        .query(&mut connection)
+        .expect("HGET")
+}
+
+/// What a client holds after joining or committing: session, token, epoch, version.
+struct Held {
+    session: String,
+    token: String,
+    epoch: String,
+    version: u64,
+}
+
+async fn join_journal(node: &Node) -> (Client, Held) {
+    let mut client = node.server.connect().await;
+    let joined = client.join(DURABLE, json!({})).await;
+    let held = Held {
+        session: session(&client),
+        token: joined["token"].as_str().expect("a token").to_owned(),
+        epoch: joined["epoch"].as_str().expect("an epoch").to_owned(),
+        version: joined["version"].as_u64().expect("a version"),
+    };
+    (client, held)
+}
+
+async fn add(client: &mut Client, held: &Held, entry: &str, request: &str) -> Value {
+    client
+        .send_json(
+            &json!({"type": "mutation", "store": DURABLE, "session": held.session,
+            "data": {"name": "add", "data": [entry]}, "request": request}),
+        )
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["request"], request, "{answer}");
+    answer
+}
+
+/// Resumes `held` on `node`, holding `version`; the connection and the resume's answer.
+async fn resume_journal(node: &Node, held: &Held, version: u64) -> (Client, Value) {
+    let mut client = node.server.connect().await;
+    client
+        .send_json(
+            &json!({"type": "resume", "session": held.session, "token": held.token,
+            "stores": [{"store": DURABLE, "epoch": held.epoch, "version": version}],
+            "request": "again"}),
+        )
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["type"], "resume", "{answer}");
+    client.session = Some(held.session.clone());
+    (client, answer)
+}
+
+/// The store's state as a join of it (already joined: the state again) answers it.
+async fn journal_state(client: &mut Client) -> Value {
+    let answer = client.join(DURABLE, json!({})).await;
+    answer["data"].clone()
+}
+
+#[actix_rt::test]
+async fn a_durable_session_resumes_on_another_node_when_its_node_is_gone() {
+    let redis = start_redis();
+    let a = durable_node(&redis).await;
+    let b = durable_node(&redis).await;
+    let (mut client, mut held) = join_journal(&a).await;
+    // more than a snapshot's worth of versions: the takeover replays a snapshot and diffs
+    let total = 70;
+    for n in 1..=total {
+        let answer = add(&mut client, &held, &format!("m{n}"), &format!("r{n}")).await;
+        assert_eq!(answer["message"], json!(n), "{answer}");
+        held.version = answer["version"].as_u64().expect("a version");
+    }
+    // the last answer is lost with the node: the client holds the version before it
+    held.version -= 1;
+    a.server.handle.stop(false).await;
+    drop(client);
+
+    let (mut client, answer) = resume_journal(&b, &held, held.version).await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    let store = &answer["stores"][0];
+    assert_eq!(store["version"], json!(total), "{answer}");
+    assert_eq!(store["epoch"], json!(held.epoch), "{answer}");
+    assert_eq!(
+        store["diff"],
+        json!([{"a": "i", "p": ["log", total - 1], "t": format!("m{total}")}]),
+        "the missed diff, not the whole state: {answer}"
+    );
+    // the commit whose answer was lost is sent again: answered again, not run again
+    let again = add(
+        &mut client,
+        &held,
+        &format!("m{total}"),
+        &format!("r{total}"),
+    )
+    .await;
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(again["message"], json!(total), "{again}");
+    let next = add(&mut client, &held, "after", "r-after").await;
+    assert_eq!(next["version"], json!(total + 1), "{next}");
+    let log: Vec<String> = (1..=total)
+        .map(|n| format!("m{n}"))
+        .chain(["after".to_owned()])
+        .collect();
+    assert_eq!(journal_state(&mut client).await, json!({"log": log}));
+    assert_eq!(lease(&redis, &held.session), Some(2), "taken over once");
+}
+
+#[actix_rt::test]
+async fn the_node_that_lost_a_durable_session_lets_it_go_without_writing_it() {
+    let redis = start_redis();
+    let a = durable_node(&redis).await;
+    let b = durable_node(&redis).await;
+    let (mut client, mut held) = join_journal(&a).await;
+    let answer = add(&mut client, &held, "one", "r1").await;
+    held.version = answer["version"].as_u64().expect("a version");
+    // the connection drops without a close: node a keeps the session detached
+    drop(client);
+    eventually("the session detached on a", || {
+        a.server.hub.detached().sessions == 1
+    })
+    .await;
+
+    // the client comes back through the load balancer to node b
+    let (mut client, answer) = resume_journal(&b, &held, held.version).await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    wait_listeners(&redis, &format!("storex:store:{DURABLE}"), 2).await;
+
+    // a server-side mutation reaches both copies: a's is refused by the lease and ends, b's is
+    // the session
+    let reached = a
+        .server
+        .hub
+        .mutate_by_name(DURABLE, "add", vec![json!("from the server")]);
+    assert_eq!(reached, Ok(1), "a's stale copy was still there");
+    let push = client.recv().await;
+    assert_eq!(push["version"], json!(held.version + 1), "{push}");
+    a.server.wait_for_sessions(0).await;
+    expect_quiet(&mut client).await;
+    assert_eq!(
+        journal_state(&mut client).await,
+        json!({"log": ["one", "from the server"]})
+    );
+    assert_eq!(lease(&redis, &held.session), Some(2));
+}
+
+#[actix_rt::test]
+async fn a_stopping_node_leaves_its_durable_sessions_to_the_others() {
+    let redis = start_redis();
+    let a = durable_node(&redis).await;
+    let b = durable_node(&redis).await;
+    let (mut client, mut held) = join_journal(&a).await;
+    let answer = add(&mut client, &held, "before the deploy", "r1").await;
+    held.version = answer["version"].as_u64().expect("a version");
+    a.server.hub.stop().await;
+    let (code, _) = client.closed().await;
+    assert_eq!(code, 1001);
+    assert_eq!(lease(&redis, &held.session), Some(1), "the record stays");
+
+    let (mut client, answer) = resume_journal(&b, &held, held.version).await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    assert_eq!(answer["stores"][0]["diff"], json!([]), "{answer}");
+    assert_eq!(
+        journal_state(&mut client).await,
+        json!({"log": ["before the deploy"]})
+    );
+}
+
+#[actix_rt::test]
+async fn a_durable_session_that_ends_deletes_its_record() {
+    let redis = start_redis();
+    let a = durable_node(&redis).await;
+    let (mut client, held) = join_journal(&a).await;
+    add(&mut client, &held, "x", "r1").await;
+    assert_eq!(lease(&redis, &held.session), Some(1));
+    client.close().await;
+    eventually("the record deleted", || {
+        lease(&redis, &held.session).is_none()
+    })
+    .await;
+    // and a session that never was (or ended) cannot be resumed anywhere
+    let (_client, answer) = resume_journal(&a, &held, 1).await;
+    assert_eq!(answer["resumed"], false, "{answer}");
+}
