@@ -4,7 +4,10 @@
 //!   control endpoint for server-side mutations; the `storex-bench-server` binary serves them.
 //! - [`round_trip`]: N connections × M mutations at pipeline depth D, every answer verified.
 //! - [`sessions`]: N idle joined sessions (resident memory per session, join rate) and the
-//!   fan-out of one server-side mutation to all of them.
+//!   fan-out of one server-side mutation to all of them, on one server or spread over several
+//!   cluster nodes.
+//! - [`cluster`]: several nodes on one Redis (issue 11): a server-side mutation's latency to a
+//!   session on another node, and the nodes' backplane counters.
 //! - [`services`]: a Redis server of its own on a free loopback port, for the cluster measures and
 //!   tests (storex-runtime's tests include the file too).
 //! - [`soak`]: N clients × M mutations with every socket killed at random moments and resumed,
@@ -18,6 +21,7 @@
 //! See docs/BENCHMARKS.md.
 
 pub mod client;
+pub mod cluster;
 pub mod fuzz;
 pub mod round_trip;
 pub mod server;

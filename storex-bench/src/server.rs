@@ -28,8 +28,8 @@ pub const FAKE_SESSION: &str = "echo-echo-echo-echo-e";
 const MAX_FRAME: usize = 64 * 1024;
 
 /// The store of every measure: the Storex README's counter.
-#[derive(Store, Serialize, Clone, Debug)]
-#[store(name = "Bench.Counter")]
+#[derive(Store, Serialize, Deserialize, Clone, Debug)]
+#[store(name = "Bench.Counter", durable)]
 pub struct Counter {
     /// The value `increase` adds one to.
     pub counter: i64,
@@ -255,8 +255,8 @@ pub const SOAK_STORE: &str = "Bench.Soak";
 
 /// The soak's store: each client appends its own numbers; the soak driver ticks every instance
 /// from the server side in between.
-#[derive(Store, Serialize, Clone, Debug)]
-#[store(name = "Bench.Soak")]
+#[derive(Store, Serialize, Deserialize, Clone, Debug)]
+#[store(name = "Bench.Soak", durable)]
 pub struct Soak {
     /// The numbers `append` pushed, in the order the mutations ran.
     pub mine: Vec<u64>,
@@ -301,6 +301,11 @@ pub struct Tuning {
     /// The cluster's backplane (`--redis URL`, see [`join_cluster`]): server-side mutations
     /// reach the sessions of every node. `None`: this process only.
     pub backplane: Option<RedisBackplane>,
+    /// `STOREX_BENCH_DURABLE=1`: sessions are durable in the backplane's Redis (the counter and
+    /// the soak's store are `#[store(durable)]`); needs the backplane.
+    pub durable: bool,
+    /// `STOREX_BENCH_RESUME_KEY`: the resume key every node of a cluster shares.
+    pub resume_key: Option<String>,
 }
 
 impl Tuning {
@@ -340,6 +345,8 @@ impl Tuning {
             max_detached: pair("STOREX_BENCH_MAX_DETACHED")?,
             remembered_requests,
             backplane: None,
+            durable: var("STOREX_BENCH_DURABLE").is_some_and(|value| value == "1"),
+            resume_key: var("STOREX_BENCH_RESUME_KEY"),
         })
     }
 
@@ -347,6 +354,12 @@ impl Tuning {
     pub fn apply(&self, mut config: Config) -> Config {
         if let Some(backplane) = &self.backplane {
             config = config.backplane(backplane.clone());
+            if self.durable {
+                config = config.durable(backplane.sessions());
+            }
+        }
+        if let Some(key) = &self.resume_key {
+            config = config.resume_key(key);
         }
         if let Some(ttl) = self.resume_ttl {
             config = config.resume_ttl(ttl);

@@ -1,6 +1,9 @@
 //! Idle sessions and fan-out: N connections each joined to the counter, the server's resident
 //! memory per session and the join rate; then one server-side mutation and the time until every
 //! session received its push, each exactly once.
+//!
+//! [`run_on`] spreads the sessions over several cluster nodes (session `i` on node `i % nodes`)
+//! and triggers the mutation on the first one: every session of every node must get its push.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -82,6 +85,39 @@ pub async fn run(
     measure: Sessions,
     rss_kib: impl Fn() -> Option<u64>,
 ) -> Result<SessionsReport, String> {
+    run_on(&[server], measure, rss_kib).await
+}
+
+/// How many of `sessions` go to node `node` of `nodes` when session `i` goes to node `i % nodes`.
+pub fn share(sessions: usize, nodes: usize, node: usize) -> usize {
+    match nodes {
+        0 => 0,
+        _ if node >= nodes => 0,
+        _ => (sessions + nodes - 1 - node) / nodes,
+    }
+}
+
+/// [`run`] with the sessions spread over `servers` (session `i` on `servers[i % len]`), the
+/// mutation triggered on `servers[0]`; `rss_kib` reads the first server's resident set. With more
+/// than one server they must be cluster nodes on one Redis (`storex-bench-server --redis URL`)
+/// without sessions of the counter: before the trigger, every node that has sessions must listen
+/// to the counter's channel (`GET /bench/cluster/stats`). Every session must get exactly one push;
+/// the trigger must report the first node's share of the sessions reached (a node counts its own).
+pub async fn run_on(
+    servers: &[SocketAddr],
+    measure: Sessions,
+    rss_kib: impl Fn() -> Option<u64>,
+) -> Result<SessionsReport, String> {
+    if servers.is_empty() {
+        return Err("no server to connect to".into());
+    }
+    // What each node listens to before its first session of the counter.
+    let mut idle_subscriptions = Vec::new();
+    if servers.len() > 1 {
+        for &server in servers {
+            idle_subscriptions.push(crate::cluster::stats(server).await?.subscriptions);
+        }
+    }
     let before = rss_kib();
     let (events, mut event) = mpsc::unbounded_channel();
     let (stop, stopped) = watch::channel(false);
@@ -96,7 +132,7 @@ pub async fn run(
     let tasks: Vec<_> = (0..measure.sessions)
         .map(|index| {
             tokio::spawn(session(
-                server,
+                servers[index % servers.len()],
                 source_address(index, measure.sources),
                 opening.clone(),
                 events.clone(),
@@ -107,7 +143,11 @@ pub async fn run(
         })
         .collect();
     drop(events);
-    let outcome = measure_joined(server, measure, &mut event, started, &rss_kib, before).await;
+    let cluster = Cluster {
+        servers,
+        idle_subscriptions: &idle_subscriptions,
+    };
+    let outcome = measure_joined(&cluster, measure, &mut event, started, &rss_kib, before).await;
     let _ = stop.send(true);
     let mut pushes = Vec::new();
     let mut first_error = None;
@@ -130,9 +170,11 @@ pub async fn run(
         return Err(error);
     }
     if let Some(triggered) = triggered {
-        if pushes.len() != measure.sessions || triggered.reached != measure.sessions {
+        // The trigger's node counts only its own sessions.
+        let reachable = share(measure.sessions, servers.len(), 0);
+        if pushes.len() != measure.sessions || triggered.reached != reachable {
             return Err(format!(
-                "{} pushes after reaching {} sessions, expected {}",
+                "{} pushes after reaching {} sessions, expected {} pushes and {reachable} reached",
                 pushes.len(),
                 triggered.reached,
                 measure.sessions
@@ -163,8 +205,15 @@ pub(crate) fn source_address(index: usize, sources: u8) -> Option<Ipv4Addr> {
     })
 }
 
+/// The servers of a measure and, for a cluster, what each listened to before the sessions.
+struct Cluster<'a> {
+    servers: &'a [SocketAddr],
+    /// Empty for one server.
+    idle_subscriptions: &'a [usize],
+}
+
 async fn measure_joined(
-    server: SocketAddr,
+    cluster: &Cluster<'_>,
     measure: Sessions,
     events: &mut mpsc::UnboundedReceiver<Event>,
     started: Instant,
@@ -189,10 +238,29 @@ async fn measure_joined(
     let join_elapsed = last_join - started;
     // Let the server finish what the joins left (buffers handed back, tasks parked) before reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let live = client::http(server, "GET", "/bench/sessions").await?;
-    let expected = if measure.echo { 0 } else { measure.sessions };
-    if live["sessions"] != json!(expected) {
-        return Err(format!("the server holds {} sessions", live["sessions"]));
+    let nodes = cluster.servers.len();
+    for (node, &server) in cluster.servers.iter().enumerate() {
+        let live = client::http(server, "GET", "/bench/sessions").await?;
+        let expected = if measure.echo {
+            0
+        } else {
+            share(measure.sessions, nodes, node)
+        };
+        if live["sessions"] != json!(expected) {
+            return Err(format!(
+                "the server {server} holds {} sessions, expected {expected}",
+                live["sessions"]
+            ));
+        }
+        // A node hears the others' mutations once Redis confirmed its subscription.
+        if let Some(&idle) = cluster.idle_subscriptions.get(node) {
+            if !measure.echo && expected > 0 {
+                crate::cluster::wait_for(server, "listen to the counter's channel", |stats| {
+                    stats.subscriptions > idle
+                })
+                .await?;
+            }
+        }
     }
     let rss = before.zip(rss_kib());
     let report = SessionsReport {
@@ -210,6 +278,11 @@ async fn measure_joined(
     } else {
         "/bench/mutate"
     };
+    let server = cluster
+        .servers
+        .first()
+        .copied()
+        .ok_or_else(|| "no server to trigger".to_owned())?;
     let answer = client::http(server, "POST", trigger).await?;
     let triggered: Triggered =
         serde_json::from_value(answer).map_err(|e| format!("trigger answer: {e}"))?;

@@ -284,6 +284,13 @@ impl Connection {
         Ok((connection, inbox))
     }
 
+    /// Lets a durable session go from this process without ending it (no terminate; its record
+    /// stays for a resume on any node, until its TTL); other sessions are closed.
+    pub(crate) async fn let_go(mut self) {
+        self.moved = self.durable.is_some();
+        self.close().await;
+    }
+
     /// Whether another node holds the session now (a save was refused): the connection lets it
     /// go without ending it.
     pub(crate) fn moved(&self) -> bool {
@@ -659,7 +666,7 @@ impl Connection {
                 version: store.versions.version(),
                 outcome,
             };
-            if let Some(durable) = self.durable.as_mut() {
+            if let (true, Some(durable)) = (store.durable, self.durable.as_mut()) {
                 let mut key = String::new();
                 crate::history::write_key(&mut key, id);
                 let (failed, text) = match outcome {
@@ -804,7 +811,7 @@ impl Connection {
             let mut store = self.stores.remove(0);
             store.live.terminate().await;
         }
-        if let Some(durable) = &self.durable {
+        if let Some(durable) = self.durable.as_ref().filter(|durable| durable.created) {
             durable.forget().await;
         }
         tracing::debug!(session = %self.session.id(), "session closed");

@@ -304,11 +304,13 @@ async fn detached(mut connection: Connection, mut inbox: Inbox) {
     tracing::info!(session = %connection.id(), ?ttl, "detached: the session waits for a resume");
     let expiry = tokio::time::sleep(ttl);
     let mut expiry = pin!(expiry);
+    let mut evicted = false;
     loop {
         tokio::select! {
             claim = &mut claims => {
                 let Ok(reply) = claim else {
-                    break; // evicted
+                    evicted = true;
+                    break;
                 };
                 let handoff: Handoff = Box::new(Parked { connection, inbox });
                 let Err(handoff) = reply.send(handoff) else {
@@ -350,6 +352,13 @@ async fn detached(mut connection: Connection, mut inbox: Inbox) {
         }
     }
     connection.end_detached();
+    if evicted {
+        // Evicted to keep this process within its limits: a durable session still waits in
+        // its store, for a resume on any node.
+        tracing::info!(session = %connection.id(), "a detached session is evicted");
+        connection.let_go().await;
+        return;
+    }
     tracing::info!(session = %connection.id(), "a detached session ends");
     connection.close().await;
 }

@@ -642,3 +642,16 @@ async fn a_durable_session_that_ends_deletes_its_record() {
     let (_client, answer) = resume_journal(&a, &held, 1).await;
     assert_eq!(answer["resumed"], false, "{answer}");
 }
+
+#[actix_rt::test]
+async fn an_idle_node_keeps_its_connections() {
+    let redis = start_redis();
+    let a = Node::start(&redis, |options| options).await;
+    // Both connections ping Redis after a second without traffic (the listening one in
+    // subscribed mode, where the answer is not a plain PONG): two rounds of pings must not cost
+    // a connection. There is no event to wait for here: the test watches two ping periods pass.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let stats = a.backplane.stats();
+    assert!(stats.connected, "{stats:?}");
+    assert_eq!(stats.reconnects, 0, "{stats:?}");
+}

@@ -9,7 +9,8 @@
 //!
 //! The resume settings come from the environment (see `Tuning`): `STOREX_BENCH_RESUME_TTL_MS`,
 //! `STOREX_BENCH_HISTORY=DIFFS,BYTES`, `STOREX_BENCH_MAX_DETACHED=SESSIONS,BYTES`,
-//! `STOREX_BENCH_REMEMBERED_REQUESTS`. `STOREX_BENCH_LOG=info` (or `debug`, `trace`) writes the
+//! `STOREX_BENCH_REMEMBERED_REQUESTS`; a cluster's: `STOREX_BENCH_RESUME_KEY` (one for every
+//! node), `STOREX_BENCH_DURABLE=1` (durable sessions in the `--redis` server). `STOREX_BENCH_LOG=info` (or `debug`, `trace`) writes the
 //! runtime's log to standard error.
 
 use std::io::Write;
@@ -58,6 +59,11 @@ fn run() -> std::io::Result<()> {
             .with_max_level(level)
             .with_writer(std::io::stderr)
             .init();
+    }
+    if tuning.durable && redis.is_none() {
+        return Err(std::io::Error::other(
+            "STOREX_BENCH_DURABLE=1 keeps sessions in Redis: give the server --redis URL",
+        ));
     }
     actix_web::rt::System::new().block_on(async move {
         if let Some(url) = redis {

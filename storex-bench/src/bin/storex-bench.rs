@@ -12,9 +12,15 @@
 //!              (and the server and client
 //!              flags above; --repeat runs the soak again on the same server, seed + 1 …)
 //! storex-bench --scenario fuzz [--inputs 10000000] [--seed 1] [--client-threads 2]
+//! storex-bench --scenario cluster [--sessions 10000] [--rounds 3] [--samples 1000]
+//!              (and --concurrency, --sources and the server and client flags above)
 //! ```
 //!
 //! The soak (issue 10) is not part of `all`: see `storex_bench::soak` and docs/BENCHMARKS.md.
+//! Nor is the cluster (issue 11), which starts its own `redis-server` and two nodes on it
+//! (`storex-bench-server --redis URL`): the fan-out to N sessions spread over both nodes against
+//! one node without Redis holding them all, and the latency of a mutation triggered on node 1 to
+//! a session on node 2 against one on node 1 (see `storex_bench::cluster`).
 //! Nor is the fuzz (issue 10), which runs in this process (no server child; one worker per
 //! client thread): see `storex_bench::fuzz`. It exits with 1 on any failure.
 
@@ -24,8 +30,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use storex_bench::cluster::{self, LatencyReport};
 use storex_bench::fuzz::{self, Fuzz};
 use storex_bench::round_trip::{self, RoundTrip, RoundTripReport, Target};
+use storex_bench::services::RedisServer;
 use storex_bench::sessions::{self, Sessions, SessionsReport};
 use storex_bench::soak::{self, Soak, SoakReport};
 use storex_bench::stats::{ms, Percentiles};
@@ -49,6 +57,8 @@ struct Options {
     soak_repeat: usize,
     fuzz_inputs: u64,
     fuzz_seed: u64,
+    /// The cluster's cross-node latency: triggers per measure.
+    samples: usize,
 }
 
 fn parse() -> Result<Options, String> {
@@ -70,8 +80,10 @@ fn parse() -> Result<Options, String> {
         soak_repeat: 1,
         fuzz_inputs: 10_000_000,
         fuzz_seed: 1,
+        samples: 1_000,
     };
     let mut soak_mutations = None;
+    let mut rounds = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--no-fan-out" {
@@ -94,7 +106,7 @@ fn parse() -> Result<Options, String> {
             "--depths" => {
                 options.depths = value.split(',').map(number).collect::<Result<_, _>>()?
             }
-            "--rounds" => options.rounds = number(&value)?.max(1),
+            "--rounds" => rounds = Some(number(&value)?.max(1)),
             "--sessions" => options.sessions = number(&value)?,
             "--concurrency" => options.concurrency = number(&value)?,
             "--sources" => {
@@ -123,12 +135,15 @@ fn parse() -> Result<Options, String> {
                 options.fuzz_seed = options.soak.seed;
             }
             "--inputs" => options.fuzz_inputs = number(&value)? as u64,
+            "--samples" => options.samples = number(&value)?.max(1),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if !["all", "round-trip", "sessions", "soak", "fuzz"].contains(&options.scenario.as_str()) {
+    let scenarios = ["all", "round-trip", "sessions", "soak", "fuzz", "cluster"];
+    if !scenarios.contains(&options.scenario.as_str()) {
         return Err(format!("unknown scenario {}", options.scenario));
     }
+    options.rounds = rounds.unwrap_or(if options.scenario == "cluster" { 3 } else { 5 });
     options.soak.mutations = soak_mutations.unwrap_or(options.soak.mutations);
     options.soak.sources = options.sources;
     options.soak.concurrency = options.concurrency;
@@ -143,6 +158,11 @@ struct Server {
 
 impl Server {
     fn start(options: &Options) -> Result<Self, String> {
+        Self::start_with(options, &[])
+    }
+
+    /// [`Server::start`] with more arguments (`--redis URL`: a cluster node).
+    fn start_with(options: &Options, extra: &[&str]) -> Result<Self, String> {
         let bin = match &options.server_bin {
             Some(bin) => bin.clone(),
             None => std::env::current_exe()
@@ -152,6 +172,7 @@ impl Server {
         let mut child = Command::new(&bin)
             .args(["--addr", "127.0.0.1:0"])
             .args(["--workers", &options.server_workers.to_string()])
+            .args(extra)
             .envs(options.server_env.iter().cloned())
             .stdout(Stdio::piped())
             .spawn()
@@ -387,6 +408,190 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
+/// Redis and two cluster nodes on it (`--redis URL`); the nodes are killed first when dropped.
+struct TwoNodes {
+    nodes: [Server; 2],
+    _redis: RedisServer,
+}
+
+impl TwoNodes {
+    fn start(options: &Options) -> Result<Self, String> {
+        let redis = RedisServer::start()?;
+        let url = redis.url();
+        let first = Server::start_with(options, &["--redis", &url])?;
+        let second = Server::start_with(options, &["--redis", &url])?;
+        Ok(Self {
+            nodes: [first, second],
+            _redis: redis,
+        })
+    }
+
+    fn addrs(&self) -> [SocketAddr; 2] {
+        [self.nodes[0].addr, self.nodes[1].addr]
+    }
+}
+
+/// A duration in milliseconds with three decimals (the cross-node latencies are below one).
+fn ms3(duration: Duration) -> String {
+    format!("{:.3} ms", duration.as_secs_f64() * 1e3)
+}
+
+/// Several nodes on Redis (issue 11): the fan-out over two nodes, then the cross-node latency.
+async fn cluster_scenario(options: &Options) -> Result<(), String> {
+    cluster_fan_out(options).await?;
+    cross_node_latency(options).await
+}
+
+/// The fan-out to N sessions spread over two nodes on a fresh Redis (every second session on
+/// node 2, the mutation triggered on node 1) against one node without Redis holding them all;
+/// fresh processes for each measure, which one goes first alternating by round.
+async fn cluster_fan_out(options: &Options) -> Result<(), String> {
+    let measure = Sessions {
+        sessions: options.sessions,
+        concurrency: options.concurrency,
+        sources: options.sources,
+        fan_out: true,
+        echo: false,
+    };
+    println!(
+        "## Several nodes: fan-out to {} sessions over 2 nodes on Redis (every second session on node 2, the mutation triggered on node 1) vs 1 node without Redis, {} rounds",
+        options.sessions, options.rounds
+    );
+    println!();
+    println!("| round | target | joins/s | reached on the trigger's node | pushes | fan-out p50 | fan-out p99 | fan-out max |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut rounds = Vec::new();
+    for round in 1..=options.rounds {
+        let order = if round % 2 == 1 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        let mut pair = [None, None];
+        for two in order {
+            let report = if two {
+                let nodes = TwoNodes::start(options)?;
+                sessions::run_on(&nodes.addrs(), measure, || None).await?
+            } else {
+                let server = Server::start(options)?;
+                sessions::run(server.addr, measure, || None).await?
+            };
+            let (reached, pushes) = report
+                .fan_out
+                .as_ref()
+                .map_or((0, 0), |f| (f.reached, f.pushes));
+            println!(
+                "| {round} | {} | {:.0} | {reached} | {pushes} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                if two { "2 nodes + Redis" } else { "1 node" },
+                report.join_rate(),
+                fan_out_ms(&report, |p| p.p50),
+                fan_out_ms(&report, |p| p.p99),
+                fan_out_ms(&report, |p| p.max),
+            );
+            pair[usize::from(!two)] = Some(report);
+        }
+        if let [Some(two), Some(one)] = pair {
+            rounds.push((two, one));
+        }
+    }
+    println!();
+    println!("| figure (median of rounds) | 2 nodes + Redis | 1 node | 2 nodes / 1 node |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, unit: &str, decimals: usize, of: &dyn Fn(&SessionsReport) -> f64| {
+        let two = median(rounds.iter().map(|(t, _)| of(t)).collect());
+        let one = median(rounds.iter().map(|(_, o)| of(o)).collect());
+        let ratio = median(
+            rounds
+                .iter()
+                .map(|(t, o)| of(t) / of(o).max(1e-9))
+                .collect(),
+        );
+        println!("| {name} | {two:.decimals$}{unit} | {one:.decimals$}{unit} | {ratio:.2}× |");
+    };
+    row("fan-out p50", " ms", 1, &|r| fan_out_ms(r, |p| p.p50));
+    row("fan-out p99", " ms", 1, &|r| fan_out_ms(r, |p| p.p99));
+    row("fan-out max", " ms", 1, &|r| fan_out_ms(r, |p| p.max));
+    row("joins/s (connect + upgrade + join)", "", 0, &|r| {
+        r.join_rate()
+    });
+    println!();
+    Ok(())
+}
+
+/// A mutation triggered on node 1, `--samples` times in a row, to one session on node 2 (through
+/// Redis) against one session on node 1 (the trigger's own node): the same two nodes and Redis
+/// for every measure, which one goes first alternating by round.
+async fn cross_node_latency(options: &Options) -> Result<(), String> {
+    let nodes = TwoNodes::start(options)?;
+    let [first, second] = nodes.addrs();
+    println!(
+        "## Several nodes: a mutation triggered on node 1, {} times in a row, to one session on node 2 (through Redis) vs on node 1 (no Redis hop), {} rounds",
+        options.samples, options.rounds
+    );
+    println!();
+    println!("| round | session on | pushes | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    let mut rounds: Vec<(LatencyReport, LatencyReport)> = Vec::new();
+    for round in 1..=options.rounds {
+        let order = if round % 2 == 1 {
+            [second, first]
+        } else {
+            [first, second]
+        };
+        let mut pair = [None, None];
+        for on in order {
+            let report = cluster::mutate_latency(first, on, options.samples).await?;
+            println!(
+                "| {round} | {} | {} | {} | {} | {} |",
+                if report.local {
+                    "node 1 (local)"
+                } else {
+                    "node 2 (through Redis)"
+                },
+                report.pushes,
+                ms3(report.latency.p50),
+                ms3(report.latency.p99),
+                ms3(report.latency.max)
+            );
+            let slot = usize::from(report.local);
+            pair[slot] = Some(report);
+        }
+        if let [Some(remote), Some(local)] = pair {
+            rounds.push((remote, local));
+        }
+    }
+    println!();
+    println!("| figure (median of rounds) | node 2 (through Redis) | node 1 (local) | difference | node 2 / node 1 |");
+    println!("|---|---|---|---|---|");
+    for (name, of) in [
+        (
+            "p50",
+            (|p: &Percentiles| p.p50) as fn(&Percentiles) -> Duration,
+        ),
+        ("p99", |p: &Percentiles| p.p99),
+        ("max", |p: &Percentiles| p.max),
+    ] {
+        let secs = |r: &LatencyReport| of(&r.latency).as_secs_f64();
+        let remote = median(rounds.iter().map(|(r, _)| secs(r)).collect());
+        let local = median(rounds.iter().map(|(_, l)| secs(l)).collect());
+        let difference = median(rounds.iter().map(|(r, l)| secs(r) - secs(l)).collect());
+        let ratio = median(
+            rounds
+                .iter()
+                .map(|(r, l)| secs(r) / secs(l).max(1e-9))
+                .collect(),
+        );
+        println!(
+            "| {name} | {:.3} ms | {:.3} ms | {:.3} ms | {ratio:.2}× |",
+            remote * 1e3,
+            local * 1e3,
+            difference * 1e3
+        );
+    }
+    println!();
+    Ok(())
+}
+
 fn main() {
     let options = match parse() {
         Ok(options) => options,
@@ -426,6 +631,9 @@ fn main() {
     let outcome = runtime.block_on(async {
         if options.scenario == "soak" {
             return soak_scenario(&options).await;
+        }
+        if options.scenario == "cluster" {
+            return cluster_scenario(&options).await;
         }
         if options.scenario != "sessions" {
             round_trips(&options).await?;

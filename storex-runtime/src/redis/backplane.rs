@@ -986,7 +986,8 @@ async fn listen_until_lost(shared: &Arc<Shared>, backoff: &mut Backoff) -> Strin
             },
             () = shared.wanted_changed.notified() => {}
             () = tokio::time::sleep(PING_EVERY) => {
-                match tokio::time::timeout(timeout, sink.ping::<String>()).await {
+                // Subscribed, Redis answers a ping with ["pong", ""]: any answer will do.
+                match tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(error)) => return error.to_string(),
                     Err(_) => return within("ping"),
