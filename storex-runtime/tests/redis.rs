@@ -655,3 +655,39 @@ async fn an_idle_node_keeps_its_connections() {
     assert!(stats.connected, "{stats:?}");
     assert_eq!(stats.reconnects, 0, "{stats:?}");
 }
+
+#[actix_rt::test]
+async fn a_durable_session_is_written_again_whole_after_redis_lost_it() {
+    let mut redis = start_redis();
+    let a = durable_node(&redis).await;
+    let b = durable_node(&redis).await;
+    let (mut client, mut held) = join_journal(&a).await;
+    add(&mut client, &held, "before", "r1").await;
+    // Redis comes back empty (persistence is off): the record is gone
+    redis.restart().expect("Redis starts again");
+    a.backplane
+        .ready(common::PATIENCE)
+        .await
+        .expect("a reconnects");
+    b.backplane
+        .ready(common::PATIENCE)
+        .await
+        .expect("b reconnects");
+    // the next saves find no record (or fail while the writer reconnects): the session is
+    // written again whole; the answers still come
+    let mut n = 0;
+    while lease(&redis, &held.session).is_none() {
+        n += 1;
+        assert!(n < 100, "the record was never written again");
+        let answer = add(&mut client, &held, &format!("after {n}"), &format!("a{n}")).await;
+        held.version = answer["version"].as_u64().expect("a version");
+    }
+    let log: Vec<String> = std::iter::once("before".to_owned())
+        .chain((1..=n).map(|n| format!("after {n}")))
+        .collect();
+    drop(client);
+    // and another node can take it over from what was written again
+    let (mut client, answer) = resume_journal(&b, &held, held.version).await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    assert_eq!(journal_state(&mut client).await, json!({"log": log}));
+}

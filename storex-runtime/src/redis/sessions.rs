@@ -20,6 +20,9 @@ use crate::store::BoxFuture;
 /// The most jobs sent in one pipeline.
 const BATCH: usize = 512;
 
+/// How often an idle connection is pinged, so that a dead one is found before a save needs it.
+const PING_EVERY: Duration = Duration::from_secs(1);
+
 /// Applies a write when the lease matches. KEYS: the session. ARGV: lease, create (1/0), TTL in
 /// ms, the number of fields set, then field/value pairs, then the fields deleted. Returns 1
 /// (stored), 0 (fenced: another lease) or 2 (missing).
@@ -294,56 +297,95 @@ async fn writer(
 ) {
     let mut backoff = Backoff::new(&options);
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    let mut link: Option<(MultiplexedConnection, Scripts)> = None;
     loop {
-        let (mut connection, scripts) = match connect(&client, options.command_timeout).await {
-            Ok(connected) => connected,
-            Err(error) => {
-                let why = SessionStoreError(format!("Redis at {server} is unreachable: {error}"));
-                tracing::debug!(%why, "durable sessions: still unreachable");
-                // What waits fails now rather than after the reconnection.
-                while let Ok(job) = jobs.try_recv() {
-                    job.fail(&why);
-                }
-                tokio::time::sleep(backoff.next()).await;
-                continue;
-            }
-        };
-        backoff.reset();
-        loop {
-            let Some(first) = jobs.recv().await else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            let mut pipe = redis::pipe();
-            for job in &batch {
-                add(&mut pipe, job, &scripts, &prefix);
-            }
-            match pipe.query_async::<Vec<redis::Value>>(&mut connection).await {
-                Ok(values) => {
-                    for (job, value) in batch.drain(..).zip(values) {
-                        answer(job, value);
-                    }
+        if link.is_none() {
+            match connect(&client, options.command_timeout).await {
+                Ok(connected) => {
+                    backoff.reset();
+                    link = Some(connected);
                 }
                 Err(error) => {
-                    let why = SessionStoreError(format!(
-                        "Redis at {server} failed while saving sessions: {error}"
-                    ));
-                    tracing::warn!(%why, "durable sessions: reconnecting");
-                    for job in batch.drain(..) {
+                    let why =
+                        SessionStoreError(format!("Redis at {server} is unreachable: {error}"));
+                    tracing::debug!(%why, "durable sessions: still unreachable");
+                    // What waits fails now rather than after the reconnection.
+                    while let Ok(job) = jobs.try_recv() {
                         job.fail(&why);
                     }
-                    break;
+                    tokio::time::sleep(backoff.next()).await;
+                    continue;
                 }
             }
         }
-        tokio::time::sleep(backoff.next()).await;
+        let Some((connection, scripts)) = link.as_mut() else {
+            continue;
+        };
+        let first = tokio::select! {
+            first = jobs.recv() => first,
+            () = tokio::time::sleep(PING_EVERY) => {
+                // Idle: a dead connection is found now, not by the next save.
+                let pong: Result<redis::Value, _> = redis::cmd("PING").query_async(connection).await;
+                if pong.is_err() {
+                    link = None;
+                }
+                continue;
+            }
+        };
+        let Some(first) = first else {
+            return; // the backplane is gone
+        };
+        batch.push(first);
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut outcome = run(&mut batch, connection, scripts, &prefix).await;
+        if let Err(error) = &outcome {
+            // Once more on a new connection: every job can run twice (a save under the same
+            // lease writes the same fields, a takeover raises the lease once more, a delete
+            // finds nothing), so a connection that broke between two batches costs no error.
+            tracing::info!(server = %server, %error, "durable sessions: reconnecting to Redis");
+            link = connect(&client, options.command_timeout).await.ok();
+            if let Some((connection, scripts)) = link.as_mut() {
+                outcome = run(&mut batch, connection, scripts, &prefix).await;
+            }
+        }
+        if let Err(error) = outcome {
+            let why = SessionStoreError(format!(
+                "Redis at {server} failed while saving sessions: {error}"
+            ));
+            tracing::warn!(%why, "durable sessions: reconnecting");
+            for job in batch.drain(..) {
+                job.fail(&why);
+            }
+            link = None;
+            tokio::time::sleep(backoff.next()).await;
+        }
     }
+}
+
+/// Sends `batch` as one pipeline and answers each job; on an error the jobs stay in `batch`.
+async fn run(
+    batch: &mut Vec<Job>,
+    connection: &mut MultiplexedConnection,
+    scripts: &Scripts,
+    prefix: &str,
+) -> Result<(), String> {
+    let mut pipe = redis::pipe();
+    for job in batch.iter() {
+        add(&mut pipe, job, scripts, prefix);
+    }
+    let values = pipe
+        .query_async::<Vec<redis::Value>>(connection)
+        .await
+        .map_err(|error| error.to_string())?;
+    for (job, value) in batch.drain(..).zip(values) {
+        answer(job, value);
+    }
+    Ok(())
 }
 
 /// The commands of one job.
