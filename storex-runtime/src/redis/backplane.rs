@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::sessions::RedisSessions;
 use super::wire::{self, Inbound, Outbound, OwnedTarget, WireError, WireMutation, WireTarget};
-use super::{Backoff, RedisError, RedisOptions};
+use super::{lock, Backoff, RedisError, RedisOptions};
 use crate::backplane::{Backplane, HubError, LocalSessions, RawMutation, Target, Topic};
 use crate::store::BoxFuture;
 
@@ -167,13 +167,6 @@ struct Shared {
     next_request: AtomicU64,
     counters: Counters,
     runtime: tokio::runtime::Handle,
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update under these locks is one statement: a panic leaves them consistent.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl RedisBackplane {

@@ -161,6 +161,14 @@ pub enum RedisError {
     },
 }
 
+/// Locks `mutex`. Every update under the backplane's locks is one statement: a panic leaves
+/// them consistent.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Waits between reconnection attempts: doubling, capped, with jitter (so that the nodes of a
 /// cluster do not all come back at the same instant).
 #[derive(Debug)]

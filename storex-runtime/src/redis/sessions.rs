@@ -12,8 +12,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue};
 use tokio::sync::{mpsc, oneshot};
 
-use super::backplane::lock;
-use super::{Backoff, RedisOptions};
+use super::{lock, Backoff, RedisOptions};
 use crate::durable::{Saved, SessionStore, SessionStoreError, Taken, Write};
 use crate::store::BoxFuture;
 
