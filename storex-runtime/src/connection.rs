@@ -297,9 +297,17 @@ impl Connection {
         self.moved
     }
 
-    /// Saves what changed (a durable session) before the answer goes. `false`: another node
-    /// holds the session now.
-    async fn save(&mut self) -> bool {
+    /// Whether a durable session has changes not saved yet: the answers that carry them wait
+    /// for [`save`](Self::save).
+    pub(crate) fn unsaved(&self) -> bool {
+        self.durable.as_ref().is_some_and(|durable| {
+            durable.resync || !durable.set.is_empty() || !durable.delete.is_empty()
+        })
+    }
+
+    /// Saves what changed (a durable session) before the answers go. `false`: another node
+    /// holds the session now (the connection closes with [`moved_away`]).
+    pub(crate) async fn save(&mut self) -> bool {
         let Some(durable) = self.durable.as_mut() else {
             return true;
         };
@@ -551,9 +559,7 @@ impl Connection {
                             }
                         }
                         self.stores.push(joined);
-                        if !self.save().await {
-                            return Reaction::Close(moved_away());
-                        }
+                        // Saved by the driver before the answer goes (`save`).
                         Reaction::Send(answer)
                     }
                     Err(error) => {
@@ -684,9 +690,8 @@ impl Connection {
             }
             self.answers.remember(answer, limit);
         }
-        if !self.save().await {
-            return Reaction::Close(moved_away());
-        }
+        // Saved by the driver before the answer goes, with the answers of the frames that
+        // were already waiting (`save`).
         Reaction::Send(match written {
             Ok(frame) => frame.text,
             Err((text, _)) => text,
@@ -994,7 +999,7 @@ fn write_all(stores: &mut [Joined], answers: &Answers, durable: &mut DurableSess
 }
 
 /// The close of a connection whose session another node holds now: the client resumes there.
-fn moved_away() -> Close {
+pub(crate) fn moved_away() -> Close {
     Close::new(
         crate::protocol::CloseCode::GOING_AWAY,
         "This session continues on another server.",

@@ -127,7 +127,18 @@ pub(crate) async fn drive(
         pong: None,
         deferred: 0,
     };
+    // Answers of a durable session wait here until what they carry is saved: while frames are
+    // queued, the next ones run first, and one save carries them all.
+    let mut held: Vec<String> = Vec::new();
     let end = loop {
+        if !held.is_empty() && (watch.queued.is_empty() || held.len() >= PIPELINE) {
+            if let Err(end) = watch
+                .flush(&mut transport, &mut connection, &mut held)
+                .await
+            {
+                break end;
+            }
+        }
         let work = match watch.next(&mut transport).await {
             Ok(work) => work,
             Err(end) => break end,
@@ -145,12 +156,22 @@ pub(crate) async fn drive(
         };
         match reaction {
             Reaction::Nothing => {}
+            Reaction::Send(text) if connection.unsaved() || !held.is_empty() => held.push(text),
             Reaction::Send(text) => {
                 if let Err(end) = watch.send(&mut transport, text).await {
                     break end;
                 }
             }
-            Reaction::Close(close) => break End::close(close),
+            Reaction::Close(close) => {
+                // What was answered before goes first (saved), then the close.
+                if let Err(end) = watch
+                    .flush(&mut transport, &mut connection, &mut held)
+                    .await
+                {
+                    break end;
+                }
+                break End::close(close);
+            }
             Reaction::Resume(request) => {
                 // While it waits, the client is watched: a resume whose client went is dropped
                 // (it must not take the session from a newer connection of that client).
@@ -181,6 +202,11 @@ pub(crate) async fn drive(
         }
     };
     let detach = end.detach && limits.resumable && connection.holds_stores();
+    if detach && connection.unsaved() {
+        // Changes whose answers were held when the client went: saved before the session
+        // waits, so that another node can take it over with them.
+        connection.save().await;
+    }
     if detach {
         // A resume meanwhile waits for the close below.
         watch.hub.leaving(&watch.session);
@@ -558,6 +584,33 @@ impl Watch {
             }
             gone = Some(end);
         }
+    }
+
+    /// Saves a durable session's changes (watching the client meanwhile), then sends the
+    /// answers that carried them, in order. A session another node holds now is closed.
+    async fn flush(
+        &mut self,
+        transport: &mut impl Transport,
+        connection: &mut Connection,
+        held: &mut Vec<String>,
+    ) -> Result<(), End> {
+        if connection.unsaved() {
+            let saving = async {
+                if connection.save().await {
+                    Reaction::Nothing
+                } else {
+                    Reaction::Close(crate::connection::moved_away())
+                }
+            };
+            if let Reaction::Close(close) = self.during(transport, saving).await? {
+                held.clear();
+                return Err(End::close(close));
+            }
+        }
+        for text in held.drain(..) {
+            self.send(transport, text).await?;
+        }
+        Ok(())
     }
 
     async fn send(&mut self, transport: &mut impl Transport, text: String) -> Result<(), End> {

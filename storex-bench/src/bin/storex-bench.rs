@@ -14,6 +14,8 @@
 //! storex-bench --scenario fuzz [--inputs 10000000] [--seed 1] [--client-threads 2]
 //! storex-bench --scenario cluster [--sessions 10000] [--rounds 3] [--samples 1000]
 //!              (and --concurrency, --sources and the server and client flags above)
+//! storex-bench --scenario durable [--connections 100] [--mutations 1000] [--depths 1,16]
+//!              [--rounds 5] (and the server and client flags above)
 //! ```
 //!
 //! The soak (issue 10) is not part of `all`: see `storex_bench::soak` and docs/BENCHMARKS.md.
@@ -21,6 +23,9 @@
 //! (`storex-bench-server --redis URL`): the fan-out to N sessions spread over both nodes against
 //! one node without Redis holding them all, and the latency of a mutation triggered on node 1 to
 //! a session on node 2 against one on node 1 (see `storex_bench::cluster`).
+//! Nor is `durable` (issue 11): round trips against a node whose sessions are durable in Redis
+//! (`STOREX_BENCH_DURABLE=1`: every change saved before its answer) and against the same node
+//! without durability, alternated, on one `redis-server` of its own.
 //! Nor is the fuzz (issue 10), which runs in this process (no server child; one worker per
 //! client thread): see `storex_bench::fuzz`. It exits with 1 on any failure.
 
@@ -139,7 +144,15 @@ fn parse() -> Result<Options, String> {
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    let scenarios = ["all", "round-trip", "sessions", "soak", "fuzz", "cluster"];
+    let scenarios = [
+        "all",
+        "round-trip",
+        "sessions",
+        "soak",
+        "fuzz",
+        "cluster",
+        "durable",
+    ];
     if !scenarios.contains(&options.scenario.as_str()) {
         return Err(format!("unknown scenario {}", options.scenario));
     }
@@ -307,6 +320,94 @@ async fn round_trips(options: &Options) -> Result<(), String> {
             p99(&storex),
             p99(&echo),
             median(p99_ratios)
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// Round trips with durable sessions against the same server without them, alternated: two
+/// nodes on one Redis, the same binary and backplane, one saving every change before its
+/// answer (`STOREX_BENCH_DURABLE=1`).
+async fn durable_round_trips(options: &Options) -> Result<(), String> {
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let plain = Server::start_with(options, &["--redis", &url])?;
+    let mut durable_options = options.clone();
+    durable_options
+        .server_env
+        .push(("STOREX_BENCH_DURABLE".into(), "1".into()));
+    let durable = Server::start_with(&durable_options, &["--redis", &url])?;
+    println!(
+        "## Round trips with durable sessions: {} connections × {} mutations, durable vs not, alternated, {} rounds",
+        options.connections, options.mutations, options.rounds
+    );
+    println!();
+    println!("| round | depth | server | answers/s | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|---|");
+    // (depth, durable?, report)
+    let mut reports: Vec<(usize, bool, RoundTripReport)> = Vec::new();
+    for round in 1..=options.rounds {
+        for &depth in &options.depths {
+            let order = if round % 2 == 1 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for is_durable in order {
+                let server = if is_durable { &durable } else { &plain };
+                let measure = RoundTrip {
+                    target: Target::Storex,
+                    connections: options.connections,
+                    mutations: options.mutations,
+                    depth,
+                };
+                let report = round_trip::run(server.addr, measure).await?;
+                println!(
+                    "| {round} | {depth} | {} | {:.0} | {} | {} | {} |",
+                    if is_durable { "durable" } else { "not durable" },
+                    report.throughput(),
+                    ms(report.latency.p50),
+                    ms(report.latency.p99),
+                    ms(report.latency.max)
+                );
+                reports.push((depth, is_durable, report));
+            }
+        }
+    }
+    println!();
+    println!("| depth | durable answers/s | not durable answers/s | ratio (median of rounds) | durable p99 | not durable p99 |");
+    println!("|---|---|---|---|---|---|");
+    for &depth in &options.depths {
+        let of = |wanted: bool| -> Vec<&RoundTripReport> {
+            reports
+                .iter()
+                .filter(|(d, is_durable, _)| *d == depth && *is_durable == wanted)
+                .map(|(_, _, report)| report)
+                .collect()
+        };
+        let (durable, plain) = (of(true), of(false));
+        let ratios = durable
+            .iter()
+            .zip(&plain)
+            .map(|(d, p)| d.throughput() / p.throughput())
+            .collect();
+        let throughput =
+            |r: &[&RoundTripReport]| median(r.iter().map(|r| r.throughput()).collect());
+        let p99 = |r: &[&RoundTripReport]| {
+            median(
+                r.iter()
+                    .map(|r| r.latency.p99.as_secs_f64() * 1e3)
+                    .collect(),
+            )
+        };
+        println!(
+            "| {depth} | {:.0} | {:.0} | {:.0} % | {:.2} ms | {:.2} ms |",
+            throughput(&durable),
+            throughput(&plain),
+            median(ratios) * 100.0,
+            p99(&durable),
+            p99(&plain),
         );
     }
     println!();
@@ -634,6 +735,9 @@ fn main() {
         }
         if options.scenario == "cluster" {
             return cluster_scenario(&options).await;
+        }
+        if options.scenario == "durable" {
+            return durable_round_trips(&options).await;
         }
         if options.scenario != "sessions" {
             round_trips(&options).await?;
