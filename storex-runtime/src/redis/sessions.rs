@@ -77,9 +77,9 @@ return 0
 const EXTEND: &str = "for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[i]) end return 1";
 
 /// Durable sessions kept in Redis (see [`durable`](crate::durable)): pass it to
-/// [`Config::durable`](crate::Config::durable). Made by [`RedisBackplane::sessions`]
-/// (`crate::redis::RedisBackplane::sessions`): it shares the backplane's thread and server, with
-/// a connection of its own. Cheap to clone.
+/// [`Config::durable`](crate::Config::durable). Made by
+/// [`RedisBackplane::sessions`](super::RedisBackplane::sessions): it shares the backplane's thread
+/// and server, with a connection of its own. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisSessions {
     shared: Arc<Shared>,
