@@ -88,7 +88,7 @@ pub async fn mutate_latency(
         trigger,
         session_node,
         samples,
-        idle.subscriptions,
+        idle.redis.subscriptions,
     )
     .await;
     // A close frame: the session ends at once instead of waiting for a resume.
@@ -96,7 +96,7 @@ pub async fn mutate_latency(
     let report = outcome?;
     // The next measure starts on a node without the session and its subscription.
     wait_for(session_node, "drop the session and its channel", |now| {
-        now.sessions == 0 && now.subscriptions == idle.subscriptions
+        now.sessions == 0 && now.redis.subscriptions == idle.redis.subscriptions
     })
     .await?;
     Ok(report)
@@ -111,7 +111,7 @@ async fn measure(
 ) -> Result<LatencyReport, String> {
     let (session, mut state) = client::join(socket).await?;
     wait_for(session_node, "listen to the counter's channel", |now| {
-        now.subscriptions > idle_subscriptions
+        now.redis.subscriptions > idle_subscriptions
     })
     .await?;
     let local = trigger == session_node;

@@ -14,7 +14,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_ws::AggregatedMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use storex::redis::{RedisBackplane, RedisOptions};
+use storex::redis::{RedisBackplane, RedisOptions, RedisStats};
 use storex::{Config, Hub, HubError, Init, Params, RawMutation, Reply, Store, Target};
 
 /// The name clients join the counter by.
@@ -508,22 +508,11 @@ pub struct ClusterRequested {
 pub struct ClusterStats {
     /// This node's id in the cluster.
     pub node: String,
-    /// Whether both connections to Redis are up.
-    pub connected: bool,
-    /// Messages published.
-    pub published: u64,
-    /// Messages that could not be published.
-    pub publish_failures: u64,
-    /// Messages received from other nodes.
-    pub received: u64,
-    /// Messages received that this node could not run.
-    pub rejected: u64,
-    /// Connections made again after one was lost.
-    pub reconnects: u64,
-    /// The channels this node listens to now.
-    pub subscriptions: usize,
     /// Live sessions of this node.
     pub sessions: usize,
+    /// The backplane's counters.
+    #[serde(flatten)]
+    pub redis: RedisStats,
 }
 
 /// A [`HubError`]'s kind, in snake case: `no_session`, `not_joined`, `overloaded`, `gone`,
@@ -663,13 +652,7 @@ async fn cluster_stats(hub: web::Data<Hub>, cluster: web::Data<Cluster>) -> Http
     let stats = backplane.stats();
     HttpResponse::Ok().json(ClusterStats {
         node: backplane.node().to_owned(),
-        connected: stats.connected,
-        published: stats.published,
-        publish_failures: stats.publish_failures,
-        received: stats.received,
-        rejected: stats.rejected,
-        reconnects: stats.reconnects,
-        subscriptions: stats.subscriptions,
         sessions: hub.session_count(),
+        redis: stats,
     })
 }

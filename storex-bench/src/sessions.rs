@@ -115,7 +115,7 @@ pub async fn run_on(
     let mut idle_subscriptions = Vec::new();
     if servers.len() > 1 {
         for &server in servers {
-            idle_subscriptions.push(crate::cluster::stats(server).await?.subscriptions);
+            idle_subscriptions.push(crate::cluster::stats(server).await?.redis.subscriptions);
         }
     }
     let before = rss_kib();
@@ -256,7 +256,7 @@ async fn measure_joined(
         if let Some(&idle) = cluster.idle_subscriptions.get(node) {
             if !measure.echo && expected > 0 {
                 crate::cluster::wait_for(server, "listen to the counter's channel", |stats| {
-                    stats.subscriptions > idle
+                    stats.redis.subscriptions > idle
                 })
                 .await?;
             }

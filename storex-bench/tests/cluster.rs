@@ -113,7 +113,7 @@ async fn stats(node: SocketAddr) -> ClusterStats {
 async fn wait_published(node: SocketAddr, count: u64) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let published = stats(node).await.published;
+        let published = stats(node).await.redis.published;
         if published >= count {
             assert_eq!(published, count, "{node} published more than expected");
             return;
@@ -365,10 +365,10 @@ fn every_target_reaches_exactly_its_sessions_once_on_every_node() {
         let mut ids = Vec::new();
         for (node, channels, sessions) in [(a, 5, 2), (b, 6, 3), (c, 5, 2), (fence_node, 2, 0)] {
             let stats = stats(node).await;
-            assert!(stats.connected, "{stats:?}");
-            assert_eq!(stats.subscriptions, channels, "{node}: {stats:?}");
+            assert!(stats.redis.connected, "{stats:?}");
+            assert_eq!(stats.redis.subscriptions, channels, "{node}: {stats:?}");
             assert_eq!(stats.sessions, sessions, "{node}: {stats:?}");
-            assert_eq!(stats.published, 0, "{node}: {stats:?}");
+            assert_eq!(stats.redis.published, 0, "{node}: {stats:?}");
             ids.push(stats.node);
         }
         ids.sort();
@@ -427,9 +427,13 @@ fn every_target_reaches_exactly_its_sessions_once_on_every_node() {
         }
         for (index, node) in cluster.nodes.iter().enumerate() {
             let stats = stats(*node).await;
-            assert_eq!(stats.published, published[index], "{node}: {stats:?}");
+            assert_eq!(stats.redis.published, published[index], "{node}: {stats:?}");
             assert_eq!(
-                (stats.publish_failures, stats.rejected, stats.reconnects),
+                (
+                    stats.redis.publish_failures,
+                    stats.redis.rejected,
+                    stats.redis.reconnects
+                ),
                 (0, 0, 0),
                 "{node}: {stats:?}"
             );
@@ -509,7 +513,7 @@ fn one_session_requests_find_their_node_and_a_missing_session_is_answered_at_onc
         for node in &cluster.nodes {
             let stats = stats(*node).await;
             assert_eq!(
-                (stats.publish_failures, stats.rejected),
+                (stats.redis.publish_failures, stats.redis.rejected),
                 (0, 0),
                 "{node}: {stats:?}"
             );

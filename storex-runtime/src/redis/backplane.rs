@@ -53,8 +53,9 @@ impl Drop for Handle {
     }
 }
 
-/// Counters of a [`RedisBackplane`]'s work since it started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Counters of a [`RedisBackplane`]'s work since it started (serializable, for a metrics or
+/// health endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct RedisStats {
     /// Whether both connections are up (publishing and listening).
