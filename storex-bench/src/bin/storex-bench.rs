@@ -238,6 +238,14 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// `pair` in odd rounds, reversed in even ones: drift of the machine hits both sides alike.
+fn alternated<T>(round: usize, mut pair: [T; 2]) -> [T; 2] {
+    if round.is_multiple_of(2) {
+        pair.reverse();
+    }
+    pair
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -256,11 +264,7 @@ async fn round_trips(options: &Options) -> Result<(), String> {
     for round in 1..=options.rounds {
         for &depth in &options.depths {
             // Alternate which target goes first, so that drift of the machine hits both alike.
-            let targets = if round % 2 == 1 {
-                [Target::Echo, Target::Storex]
-            } else {
-                [Target::Storex, Target::Echo]
-            };
+            let targets = alternated(round, [Target::Echo, Target::Storex]);
             for target in targets {
                 let measure = RoundTrip {
                     target,
@@ -349,11 +353,7 @@ async fn durable_round_trips(options: &Options) -> Result<(), String> {
     let mut reports: Vec<(usize, bool, RoundTripReport)> = Vec::new();
     for round in 1..=options.rounds {
         for &depth in &options.depths {
-            let order = if round % 2 == 1 {
-                [false, true]
-            } else {
-                [true, false]
-            };
+            let order = alternated(round, [false, true]);
             for is_durable in order {
                 let server = if is_durable { &durable } else { &plain };
                 let measure = RoundTrip {
@@ -457,11 +457,7 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
     println!("|---|---|---|---|---|---|---|");
     let mut rounds = Vec::new();
     for round in 1..=options.rounds {
-        let order = if round % 2 == 1 {
-            [false, true]
-        } else {
-            [true, false]
-        };
+        let order = alternated(round, [false, true]);
         let mut pair = [None, None];
         for echo in order {
             let report = fresh_sessions(options, echo).await?;
@@ -563,11 +559,7 @@ async fn cluster_fan_out(options: &Options) -> Result<(), String> {
     println!("|---|---|---|---|---|---|---|---|");
     let mut rounds = Vec::new();
     for round in 1..=options.rounds {
-        let order = if round % 2 == 1 {
-            [true, false]
-        } else {
-            [false, true]
-        };
+        let order = alternated(round, [true, false]);
         let mut pair = [None, None];
         for two in order {
             let report = if two {
@@ -634,11 +626,7 @@ async fn cross_node_latency(options: &Options) -> Result<(), String> {
     println!("|---|---|---|---|---|---|");
     let mut rounds: Vec<(LatencyReport, LatencyReport)> = Vec::new();
     for round in 1..=options.rounds {
-        let order = if round % 2 == 1 {
-            [second, first]
-        } else {
-            [first, second]
-        };
+        let order = alternated(round, [second, first]);
         let mut pair = [None, None];
         for on in order {
             let report = cluster::mutate_latency(first, on, options.samples).await?;
