@@ -66,20 +66,10 @@ async fn expect_counter_push(client: &mut Client, value: i64) {
     assert!(push.get("request").is_none_or(Value::is_null), "{push}");
 }
 
-/// Nothing is waiting for `client`: the answer to its ping is its next frame.
-async fn expect_quiet(client: &mut Client) {
-    client
-        .send_json(&json!({"type": "ping", "request": "quiet?"}))
-        .await;
-    let frame = client.recv().await;
-    assert_eq!(frame["type"], "pong", "expected no push, got {frame}");
-    assert_eq!(frame["request"], "quiet?", "{frame}");
-}
-
 /// Nothing is waiting for any of `clients`.
 async fn expect_all_quiet<'a>(clients: impl IntoIterator<Item = &'a mut Client>) {
     for client in clients {
-        expect_quiet(client).await;
+        client.expect_quiet().await;
     }
 }
 
@@ -917,7 +907,7 @@ async fn mutations_by_name_are_checked_at_run_time_and_never_panic() {
 
     // none of these reached the backplane or the client
     assert_eq!(recording.published().len(), published);
-    expect_quiet(&mut client).await;
+    client.expect_quiet().await;
 
     // RawMutation::new checks the same way
     assert_eq!(
@@ -982,7 +972,7 @@ async fn mutations_by_name_are_checked_at_run_time_and_never_panic() {
         .request("nope", raw(COUNTER, "increase", vec![]))
         .await;
     assert_eq!(missing, Err(HubError::NoSession("nope".into())));
-    expect_quiet(&mut client).await;
+    client.expect_quiet().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1055,7 +1045,7 @@ async fn a_backplane_that_fails_is_an_error_value_not_a_panic() {
     assert_eq!(*lock(&down.attempts), 4);
 
     // the server goes on: the client is served and got nothing
-    expect_quiet(&mut client).await;
+    client.expect_quiet().await;
     let answer = client.commit(COUNTER, "increase", json!([])).await;
     assert_eq!(answer["diff"], counter_diff(1));
 }
@@ -1111,7 +1101,7 @@ async fn an_argument_that_cannot_be_serialized_is_an_error_naming_it_and_sends_n
 
     // nothing reached the backplane or the client
     assert_eq!(recording.published(), vec![]);
-    expect_quiet(&mut client).await;
+    client.expect_quiet().await;
 
     // the same mutation with an argument that serializes goes through
     let fine: HashMap<String, i32> = HashMap::from([("a".to_owned(), 1)]);

@@ -107,15 +107,6 @@ async fn expect_push(client: &mut Client, value: i64) {
     assert!(push.get("request").is_none_or(Value::is_null), "{push}");
 }
 
-/// Nothing is waiting for `client`: the answer to its ping is its next frame.
-async fn expect_quiet(client: &mut Client) {
-    client
-        .send_json(&json!({"type": "ping", "request": "quiet?"}))
-        .await;
-    let frame = client.recv().await;
-    assert_eq!(frame["type"], "pong", "expected no push, got {frame}");
-}
-
 fn raw(name: &str, args: Vec<Value>) -> RawMutation {
     RawMutation::new(COUNTER, name, args).expect("a mutation of Test.Counter")
 }
@@ -164,7 +155,7 @@ async fn every_target_kind_reaches_the_other_node_exactly_once() {
     expect_push(&mut blue_on_b, 7).await;
 
     for client in [&mut on_a, &mut red_on_b, &mut blue_on_b] {
-        expect_quiet(client).await;
+        client.expect_quiet().await;
     }
     // the publishing node skipped its own messages: it received only the other node's
     let (stats_a, stats_b) = (a.backplane.stats(), b.backplane.stats());
@@ -205,7 +196,7 @@ async fn a_request_runs_in_the_session_on_the_other_node_and_answers_its_reply()
             store: "Test.Other"
         })
     );
-    expect_quiet(&mut on_b).await;
+    on_b.expect_quiet().await;
 }
 
 #[actix_rt::test]
@@ -279,7 +270,7 @@ async fn a_message_this_node_cannot_run_is_counted_and_skipped() {
         a.backplane.stats().rejected == 2
     })
     .await;
-    expect_quiet(&mut client).await;
+    client.expect_quiet().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,8 +341,8 @@ async fn redis_killed_and_restarted_under_load_costs_only_the_other_nodes_delive
     assert_eq!(increase(), Ok(1));
     expect_push(&mut on_a, value + 1).await;
     expect_push(&mut on_b, 51).await;
-    expect_quiet(&mut on_a).await;
-    expect_quiet(&mut on_b).await;
+    on_a.expect_quiet().await;
+    on_b.expect_quiet().await;
 }
 
 #[actix_rt::test]
@@ -596,7 +587,7 @@ async fn the_node_that_lost_a_durable_session_lets_it_go_without_writing_it() {
     let push = client.recv().await;
     assert_eq!(push["version"], json!(held.version + 1), "{push}");
     a.server.wait_for_sessions(0).await;
-    expect_quiet(&mut client).await;
+    client.expect_quiet().await;
     assert_eq!(
         journal_state(&mut client).await,
         json!({"log": ["one", "from the server"]})

@@ -215,6 +215,15 @@ impl Client {
         answer
     }
 
+    /// Nothing is waiting for this client: the answer to its ping is its next frame.
+    pub async fn expect_quiet(&mut self) {
+        self.send_json(&json!({"type": "ping", "request": "quiet?"}))
+            .await;
+        let frame = self.recv().await;
+        assert_eq!(frame["type"], "pong", "expected no push, got {frame}");
+        assert_eq!(frame["request"], "quiet?", "{frame}");
+    }
+
     /// Sends a close frame and waits for the server's.
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
