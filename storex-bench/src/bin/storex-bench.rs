@@ -238,6 +238,49 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// Two sides of round-trip measures, round by round: the medians of the rounds.
+struct Comparison {
+    /// Answers per second of each side.
+    throughput: (f64, f64),
+    /// The first side's throughput over the second's (the median of the rounds' ratios).
+    ratio: f64,
+    /// p99 latency of each side, in ms.
+    p99_ms: (f64, f64),
+    /// The first side's p99 over the second's.
+    p99_ratio: f64,
+}
+
+impl Comparison {
+    fn of(first: &[&RoundTripReport], second: &[&RoundTripReport]) -> Self {
+        let pairs = || first.iter().zip(second);
+        let throughput =
+            |r: &[&RoundTripReport]| median(r.iter().map(|r| r.throughput()).collect());
+        let p99 = |r: &[&RoundTripReport]| {
+            median(
+                r.iter()
+                    .map(|r| r.latency.p99.as_secs_f64() * 1e3)
+                    .collect(),
+            )
+        };
+        Self {
+            throughput: (throughput(first), throughput(second)),
+            ratio: median(
+                pairs()
+                    .map(|(a, b)| a.throughput() / b.throughput())
+                    .collect(),
+            ),
+            p99_ms: (p99(first), p99(second)),
+            p99_ratio: median(
+                pairs()
+                    .map(|(a, b)| {
+                        a.latency.p99.as_secs_f64() / b.latency.p99.as_secs_f64().max(1e-9)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// `pair` in odd rounds, reversed in even ones: drift of the machine hits both sides alike.
 fn alternated<T>(round: usize, mut pair: [T; 2]) -> [T; 2] {
     if round.is_multiple_of(2) {
@@ -297,33 +340,15 @@ async fn round_trips(options: &Options) -> Result<(), String> {
                 .collect()
         };
         let (storex, echo) = (of(Target::Storex), of(Target::Echo));
-        let ratios = storex
-            .iter()
-            .zip(&echo)
-            .map(|(s, e)| s.throughput() / e.throughput())
-            .collect();
-        let p99_ratios = storex
-            .iter()
-            .zip(&echo)
-            .map(|(s, e)| s.latency.p99.as_secs_f64() / e.latency.p99.as_secs_f64().max(1e-9))
-            .collect();
-        let throughput =
-            |r: &[&RoundTripReport]| median(r.iter().map(|r| r.throughput()).collect());
-        let p99 = |r: &[&RoundTripReport]| {
-            median(
-                r.iter()
-                    .map(|r| r.latency.p99.as_secs_f64() * 1e3)
-                    .collect(),
-            )
-        };
+        let c = Comparison::of(&storex, &echo);
         println!(
             "| {depth} | {:.0} | {:.0} | {:.0} % | {:.2} ms | {:.2} ms | {:.2}× |",
-            throughput(&storex),
-            throughput(&echo),
-            median(ratios) * 100.0,
-            p99(&storex),
-            p99(&echo),
-            median(p99_ratios)
+            c.throughput.0,
+            c.throughput.1,
+            c.ratio * 100.0,
+            c.p99_ms.0,
+            c.p99_ms.1,
+            c.p99_ratio
         );
     }
     println!();
@@ -387,27 +412,14 @@ async fn durable_round_trips(options: &Options) -> Result<(), String> {
                 .collect()
         };
         let (durable, plain) = (of(true), of(false));
-        let ratios = durable
-            .iter()
-            .zip(&plain)
-            .map(|(d, p)| d.throughput() / p.throughput())
-            .collect();
-        let throughput =
-            |r: &[&RoundTripReport]| median(r.iter().map(|r| r.throughput()).collect());
-        let p99 = |r: &[&RoundTripReport]| {
-            median(
-                r.iter()
-                    .map(|r| r.latency.p99.as_secs_f64() * 1e3)
-                    .collect(),
-            )
-        };
+        let c = Comparison::of(&durable, &plain);
         println!(
             "| {depth} | {:.0} | {:.0} | {:.0} % | {:.2} ms | {:.2} ms |",
-            throughput(&durable),
-            throughput(&plain),
-            median(ratios) * 100.0,
-            p99(&durable),
-            p99(&plain),
+            c.throughput.0,
+            c.throughput.1,
+            c.ratio * 100.0,
+            c.p99_ms.0,
+            c.p99_ms.1,
         );
     }
     println!();
