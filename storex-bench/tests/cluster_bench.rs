@@ -9,6 +9,7 @@
 mod common;
 
 use storex_bench::cluster;
+use storex_bench::round_trip::{self, RoundTrip, Target};
 use storex_bench::services::RedisServer;
 use storex_bench::sessions::{self, Sessions};
 
@@ -67,4 +68,61 @@ fn the_cluster_scenario_verifies_every_push() {
     assert_eq!(sessions::share(21, 2, 1), 10);
     assert_eq!(sessions::share(1, 2, 1), 0);
     // The nodes are killed first, then Redis (locals drop in reverse order).
+}
+
+#[test]
+fn the_durable_scenario_verifies_every_answer() {
+    let redis = RedisServer::start().expect("start redis-server");
+    let url = redis.url();
+    let mut durable = ServerProcess::spawn_with_env(
+        &["--workers", "1", "--redis", &url],
+        &[("STOREX_BENCH_DURABLE", "1")],
+    );
+    let durable = durable.addr();
+    runtime().block_on(async {
+        for depth in [1, 8] {
+            let measure = RoundTrip {
+                target: Target::Storex,
+                connections: 4,
+                mutations: 40,
+                depth,
+            };
+            let report = round_trip::run(durable, measure)
+                .await
+                .expect("every answer of a durable session verified");
+            assert_eq!(report.latency.count, 4 * 40, "depth {depth}");
+        }
+    });
+    let mut connection = redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .expect("a Redis connection");
+    // The sessions were saved: Redis ran the save script (at least once per session; a save
+    // carries every change whose answer waited for it).
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut connection)
+        .expect("INFO");
+    let saves: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0);
+    assert!(saves >= 8, "{saves} saves for 8 sessions:\n{info}");
+    // The clients closed their sessions: every record they saved is deleted with them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("storex:session:*")
+            .query(&mut connection)
+            .expect("KEYS");
+        if keys.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "records left after their sessions ended: {keys:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
