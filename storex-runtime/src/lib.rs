@@ -55,10 +55,15 @@
 //! [`Hub::mutate_session`], and by name [`Hub::mutate_by_name`]) and stops them gracefully
 //! ([`Hub::stop`]). The browser client is served at `<path>/storex.js` ([`client`]).
 //!
-//! Two modules are for those who extend the runtime: [`transport`] (serve the protocol over
-//! another transport or framework) and [`backplane`] (carry server-side mutations to other
-//! nodes). The wire protocol, the architecture and the benchmarks are described in the
-//! repository's `docs/`.
+//! Several nodes: with cargo feature `redis`, `storex::redis` carries server-side mutations to
+//! every node (`RedisBackplane`) and keeps durable sessions (`RedisSessions`, with
+//! [`Config::durable`] and `#[store(durable)]`), so that a client whose node died resumes on
+//! another one.
+//!
+//! Three modules are for those who extend the runtime: [`transport`] (serve the protocol over
+//! another transport or framework), [`backplane`] (carry server-side mutations to other nodes)
+//! and [`durable`] (save durable sessions elsewhere than Redis). The wire protocol, the
+//! architecture and the benchmarks are described in the repository's `docs/`.
 
 #![warn(missing_docs, unreachable_pub)]
 
