@@ -312,7 +312,7 @@ async fn take_over(
         Err(error) => {
             tracing::warn!(session = %session, %error, "a durable session could not be made again");
             Err(format!(
-                "Session {session} cannot be resumed: its saved record does not read ({error})."
+                "Session {session} cannot be resumed here: {error}."
             ))
         }
     })

@@ -94,6 +94,12 @@ impl Endpoint {
     pub fn new(config: impl Into<Config>) -> Result<Self, RegistryError> {
         let config: Config = config.into();
         let registry = Registry::global()?;
+        if config.durable.is_some() && config.resume.ttl.is_zero() {
+            tracing::warn!(
+                "Config::durable has no effect while resume_ttl is zero: sessions end with their \
+                 connections, so there is nothing to resume on another node"
+            );
+        }
         let settings = Arc::new(Settings {
             registry,
             max_stores: config.max_stores_per_session,
