@@ -48,8 +48,10 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
 use storex::diff::{apply, diff, Change, PathSegment};
+
+use crate::json_pairs::{json, json_pair, key};
 use storex::transport::{Close, Disconnected, Incoming, Transport};
 use storex::{Config, Diff, Endpoint, Extensions, Params, Reply, Session, Store};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
@@ -3539,124 +3541,6 @@ pub struct Typed {
     pub pair: (i32, String),
     /// Fixed size.
     pub grid: [u8; 3],
-}
-
-fn number() -> impl Strategy<Value = Number> {
-    prop_oneof![
-        (-3_i64..3).prop_map(Number::from),
-        any::<u64>().prop_map(Number::from),
-        any::<i64>().prop_map(Number::from),
-        prop::sample::select(vec![0.0, -0.0, 1.0, 1.5, -2.5, 1e300])
-            .prop_filter_map("finite", Number::from_f64),
-        any::<f64>().prop_filter_map("finite", Number::from_f64),
-    ]
-}
-
-fn leaf() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        number().prop_map(Value::Number),
-        prop::sample::select(vec!["", "a", "b", "ab", "é", "\"", "\u{0}"])
-            .prop_map(|s| Value::String(s.to_owned())),
-    ]
-}
-
-fn key() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "b", "c", "d", "0", "", "é"]).prop_map(str::to_owned)
-}
-
-fn json() -> impl Strategy<Value = Value> {
-    leaf().prop_recursive(4, 48, 5, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(key(), inner, 0..5)
-                .prop_map(|map| Value::Object(map.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
-}
-
-/// An edit somewhere in a value: `path` picks a child at each level.
-#[derive(Debug, Clone)]
-enum Edit {
-    Replace(Value),
-    Remove,
-    Add(String, Value),
-}
-
-fn edit() -> impl Strategy<Value = (Vec<usize>, Edit)> {
-    let edit = prop_oneof![
-        json().prop_map(Edit::Replace),
-        Just(Edit::Remove),
-        (key(), json()).prop_map(|(key, value)| Edit::Add(key, value)),
-    ];
-    (prop::collection::vec(any::<usize>(), 0..5), edit)
-}
-
-fn edited(mut value: Value, edits: &[(Vec<usize>, Edit)]) -> Value {
-    for (path, edit) in edits {
-        edit_at(&mut value, path, edit);
-    }
-    value
-}
-
-fn edit_at(value: &mut Value, path: &[usize], edit: &Edit) {
-    let children = match value {
-        Value::Array(list) => list.len(),
-        Value::Object(map) => map.len(),
-        _ => 0,
-    };
-    if let (Some((&first, rest)), true) = (path.split_first(), children > 0) {
-        let at = first % children;
-        if !rest.is_empty() {
-            let child = match value {
-                Value::Array(list) => list.get_mut(at),
-                Value::Object(map) => map.values_mut().nth(at),
-                _ => None,
-            };
-            if let Some(child) = child {
-                edit_at(child, rest, edit);
-                return;
-            }
-        }
-        match (value, edit) {
-            (Value::Array(list), Edit::Remove) => {
-                list.remove(at);
-            }
-            (Value::Array(list), Edit::Add(_, new)) => list.insert(at, new.clone()),
-            (Value::Array(list), Edit::Replace(new)) => list[at] = new.clone(),
-            (Value::Object(map), Edit::Remove) => {
-                if let Some(key) = map.keys().nth(at).cloned() {
-                    map.remove(&key);
-                }
-            }
-            (Value::Object(map), Edit::Add(key, new)) => {
-                map.insert(key.clone(), new.clone());
-            }
-            (Value::Object(map), Edit::Replace(new)) => {
-                if let Some(slot) = map.values_mut().nth(at) {
-                    *slot = new.clone();
-                }
-            }
-            _ => {}
-        }
-        return;
-    }
-    match edit {
-        Edit::Replace(new) | Edit::Add(_, new) => *value = new.clone(),
-        Edit::Remove => *value = Value::Null,
-    }
-}
-
-fn json_pair() -> impl Strategy<Value = (Value, Value)> {
-    prop_oneof![
-        3 => (json(), prop::collection::vec(edit(), 1..4))
-            .prop_map(|(old, edits)| {
-                let new = edited(old.clone(), &edits);
-                (old, new)
-            }),
-        1 => (json(), json()),
-    ]
 }
 
 fn card() -> impl Strategy<Value = Card> {

@@ -8,6 +8,8 @@
 //!   cluster nodes.
 //! - [`cluster`]: several nodes on one Redis (issue 11): a server-side mutation's latency to a
 //!   session on another node, and the nodes' backplane counters.
+//! - [`json_pairs`]: generated JSON states and edited pairs, shared by the fuzz and storex-runtime's
+//!   property tests.
 //! - [`services`]: a Redis server of its own on a free loopback port, for the cluster measures and
 //!   tests (storex-runtime's tests include the file too).
 //! - [`soak`]: N clients × M mutations with every socket killed at random moments and resumed,
@@ -23,6 +25,7 @@
 pub mod client;
 pub mod cluster;
 pub mod fuzz;
+pub mod json_pairs;
 pub mod round_trip;
 pub mod server;
 pub mod services;

@@ -9,8 +9,13 @@ use std::fmt::Debug;
 
 use proptest::prelude::*;
 use serde::Serialize;
-use serde_json::{json, Map, Number, Value};
+use serde_json::{json, Value};
 use storex::diff::{apply, diff, Diff};
+
+#[path = "../../storex-bench/src/json_pairs.rs"]
+#[allow(dead_code)]
+mod json_pairs;
+use json_pairs::{json, json_pair};
 
 /// Checks the contract for one pair; the JSON texts are compared too, which tells `0.0` from `-0.0`.
 fn check<T: Diff + Debug + ?Sized>(old: &T, new: &T) -> Result<(), TestCaseError> {
@@ -44,17 +49,6 @@ fn config() -> ProptestConfig {
 // ---------------------------------------------------------------------------------------------
 // serde_json::Value
 
-fn number() -> impl Strategy<Value = Number> {
-    prop_oneof![
-        (-3_i64..3).prop_map(Number::from),
-        any::<u64>().prop_map(Number::from),
-        // 1.0 next to 1, and -0.0 next to 0.0: numbers equal in value but not in JSON text.
-        prop::sample::select(vec![0.0, -0.0, 1.0, 1.5, -2.5])
-            .prop_filter_map("finite", Number::from_f64),
-        any::<f64>().prop_filter_map("finite", Number::from_f64),
-    ]
-}
-
 /// `0`, `0.0` and `-0.0`; `1` and `1.0`: equal to serde_json's `==` in pairs, different on the wire.
 fn tricky_number() -> impl Strategy<Value = Value> {
     prop::sample::select(vec![
@@ -64,114 +58,6 @@ fn tricky_number() -> impl Strategy<Value = Value> {
         json!(1),
         json!(1.0),
     ])
-}
-
-fn leaf() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        number().prop_map(Value::Number),
-        "[ab]{0,2}".prop_map(Value::String),
-    ]
-}
-
-/// Few keys, so that two random objects share some, miss some and add some.
-fn key() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "b", "c", "d", "0", ""]).prop_map(str::to_owned)
-}
-
-fn json() -> impl Strategy<Value = Value> {
-    leaf().prop_recursive(4, 40, 5, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::btree_map(key(), inner, 0..5)
-                .prop_map(|map| Value::Object(map.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
-}
-
-/// An edit somewhere in a tree: `path` picks a child at each level (modulo the number of children).
-#[derive(Debug, Clone)]
-enum Edit {
-    Replace(Value),
-    Remove,
-    Add(String, Value),
-}
-
-fn edit() -> impl Strategy<Value = (Vec<usize>, Edit)> {
-    let edit = prop_oneof![
-        json().prop_map(Edit::Replace),
-        Just(Edit::Remove),
-        (key(), json()).prop_map(|(key, value)| Edit::Add(key, value)),
-    ];
-    (prop::collection::vec(any::<usize>(), 0..5), edit)
-}
-
-fn edited(mut value: Value, edits: &[(Vec<usize>, Edit)]) -> Value {
-    for (path, edit) in edits {
-        edit_at(&mut value, path, edit);
-    }
-    value
-}
-
-fn edit_at(value: &mut Value, path: &[usize], edit: &Edit) {
-    let children = match value {
-        Value::Array(list) => list.len(),
-        Value::Object(map) => map.len(),
-        _ => 0,
-    };
-    match (path.split_first(), value) {
-        (Some((pick, rest)), Value::Array(list)) if children > 0 && !rest.is_empty() => {
-            edit_at(&mut list[pick % children], rest, edit)
-        }
-        (Some((pick, rest)), Value::Object(map)) if children > 0 && !rest.is_empty() => {
-            let child = map.values_mut().nth(pick % children).expect("in range");
-            edit_at(child, rest, edit)
-        }
-        (Some((pick, _)), Value::Array(list)) => match edit {
-            Edit::Replace(new) if children > 0 => list[pick % children] = new.clone(),
-            Edit::Remove if children > 0 => {
-                list.remove(pick % children);
-            }
-            Edit::Add(_, new) | Edit::Replace(new) => {
-                list.insert(pick % (children + 1), new.clone())
-            }
-            Edit::Remove => {}
-        },
-        (Some((pick, _)), Value::Object(map)) => match edit {
-            Edit::Replace(new) if children > 0 => {
-                *map.values_mut().nth(pick % children).expect("in range") = new.clone()
-            }
-            Edit::Remove if children > 0 => {
-                let key = map.keys().nth(pick % children).expect("in range").clone();
-                map.remove(&key);
-            }
-            Edit::Add(key, new) => {
-                map.insert(key.clone(), new.clone());
-            }
-            Edit::Replace(new) => {
-                map.insert("a".to_owned(), new.clone());
-            }
-            Edit::Remove => {}
-        },
-        (_, value) => {
-            if let Edit::Replace(new) | Edit::Add(_, new) = edit {
-                *value = new.clone();
-            }
-        }
-    }
-}
-
-/// Two unrelated trees (type changes everywhere), or a tree and an edited copy of it (mostly
-/// equal, with changes deep inside).
-fn json_pair() -> impl Strategy<Value = (Value, Value)> {
-    prop_oneof![
-        (json(), json()),
-        (json(), prop::collection::vec(edit(), 1..4)).prop_map(|(old, edits)| {
-            let new = edited(old.clone(), &edits);
-            (old, new)
-        }),
-    ]
 }
 
 proptest! {
