@@ -238,6 +238,26 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// One row of a table of paired sessions measures: each side's median over the rounds and the
+/// median of the rounds' ratios (first / second).
+fn paired_row(
+    rounds: &[(SessionsReport, SessionsReport)],
+    name: &str,
+    unit: &str,
+    decimals: usize,
+    of: &dyn Fn(&SessionsReport) -> f64,
+) {
+    let first = median(rounds.iter().map(|(a, _)| of(a)).collect());
+    let second = median(rounds.iter().map(|(_, b)| of(b)).collect());
+    let ratio = median(
+        rounds
+            .iter()
+            .map(|(a, b)| of(a) / of(b).max(1e-9))
+            .collect(),
+    );
+    println!("| {name} | {first:.decimals$}{unit} | {second:.decimals$}{unit} | {ratio:.2}× |");
+}
+
 /// Two sides of round-trip measures, round by round: the medians of the rounds.
 struct Comparison {
     /// Answers per second of each side.
@@ -496,15 +516,7 @@ async fn idle_sessions(options: &Options) -> Result<(), String> {
     println!("| figure (median of rounds) | storex | echo (the limit) | storex / echo |");
     println!("|---|---|---|---|");
     let row = |name: &str, unit: &str, of: &dyn Fn(&SessionsReport) -> f64| {
-        let storex = median(rounds.iter().map(|(s, _)| of(s)).collect());
-        let echo = median(rounds.iter().map(|(_, e)| of(e)).collect());
-        let ratio = median(
-            rounds
-                .iter()
-                .map(|(s, e)| of(s) / of(e).max(1e-9))
-                .collect(),
-        );
-        println!("| {name} | {storex:.2}{unit} | {echo:.2}{unit} | {ratio:.2}× |");
+        paired_row(&rounds, name, unit, 2, of);
     };
     row("resident per connection", " KiB", &kib);
     row("joins/s (connect + upgrade + join)", "", &|r| r.join_rate());
@@ -603,15 +615,7 @@ async fn cluster_fan_out(options: &Options) -> Result<(), String> {
     println!("| figure (median of rounds) | 2 nodes + Redis | 1 node | 2 nodes / 1 node |");
     println!("|---|---|---|---|");
     let row = |name: &str, unit: &str, decimals: usize, of: &dyn Fn(&SessionsReport) -> f64| {
-        let two = median(rounds.iter().map(|(t, _)| of(t)).collect());
-        let one = median(rounds.iter().map(|(_, o)| of(o)).collect());
-        let ratio = median(
-            rounds
-                .iter()
-                .map(|(t, o)| of(t) / of(o).max(1e-9))
-                .collect(),
-        );
-        println!("| {name} | {two:.decimals$}{unit} | {one:.decimals$}{unit} | {ratio:.2}× |");
+        paired_row(&rounds, name, unit, decimals, of);
     };
     row("fan-out p50", " ms", 1, &|r| fan_out_ms(r, |p| p.p50));
     row("fan-out p99", " ms", 1, &|r| fan_out_ms(r, |p| p.p99));
