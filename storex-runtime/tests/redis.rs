@@ -15,7 +15,7 @@ mod services;
 use std::time::Duration;
 
 use common::stores::{counter_diff, Counter};
-use common::{eventually, Client, TestServer};
+use common::{eventually, within, Client, TestServer};
 use serde_json::{json, Value};
 use services::RedisServer;
 use storex::redis::{RedisBackplane, RedisOptions};
@@ -681,4 +681,90 @@ async fn a_durable_session_is_written_again_whole_after_redis_lost_it() {
     let (mut client, answer) = resume_journal(&b, &held, held.version).await;
     assert_eq!(answer["resumed"], true, "{answer}");
     assert_eq!(journal_state(&mut client).await, json!({"log": log}));
+}
+
+#[actix_rt::test]
+async fn durable_sessions_keep_the_backplane_thread_alive() {
+    use storex::durable::SessionStore;
+    let redis = start_redis();
+    let backplane = RedisBackplane::new(RedisOptions::new(redis.url())).expect("a backplane");
+    backplane
+        .ready(common::PATIENCE)
+        .await
+        .expect("connected to Redis");
+    let sessions = backplane.sessions();
+    drop(backplane);
+    // a config may hold the sessions longer than anyone holds the backplane
+    let taken = sessions.take("nobody", Duration::from_secs(1)).await;
+    assert_eq!(taken, Ok(None));
+}
+
+#[actix_rt::test]
+async fn a_request_no_node_takes_ends_with_the_find_time_limit() {
+    let redis = start_redis();
+    let a = Node::start(&redis, |options| {
+        options.request_timeouts(Duration::from_millis(300), Duration::from_secs(5))
+    })
+    .await;
+    // a subscriber by name that is not a node: counted among the nodes, it never answers
+    let mut silent = redis_connection(&redis);
+    let mut listening = silent.as_pubsub();
+    listening.subscribe("storex:sessions").expect("SUBSCRIBE");
+    wait_listeners(&redis, "storex:sessions", 2).await;
+    let answer = a
+        .server
+        .hub
+        .request("nobody", raw("increase", vec![]))
+        .await;
+    let Err(HubError::Backplane(message)) = answer else {
+        panic!("{answer:?}");
+    };
+    assert_eq!(
+        message,
+        "no node said it has session \"nobody\" within 300ms (0 of 1 nodes answered that they do not)"
+    );
+}
+
+#[actix_rt::test]
+async fn a_durable_record_expires_with_the_ttl_once_no_node_holds_it() {
+    let redis = start_redis();
+    let backplane = RedisBackplane::new(RedisOptions::new(redis.url())).expect("a backplane");
+    backplane
+        .ready(common::PATIENCE)
+        .await
+        .expect("connected to Redis");
+    // the record lives idle + resume_ttl after its last write: 1.5 s here
+    let config = Config::default()
+        .backplane(backplane.clone())
+        .durable(backplane.sessions())
+        .idle_timeout(Duration::from_millis(1000))
+        .resume_ttl(Duration::from_millis(500));
+    let node = Node {
+        server: TestServer::start(config),
+        backplane,
+    };
+    let (mut client, held) = join_journal(&node).await;
+    add(&mut client, &held, "x", "r1").await;
+    let mut connection = redis_connection(&redis);
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(session_key(&held.session))
+        .query(&mut connection)
+        .expect("PTTL");
+    assert!(ttl > 0 && ttl <= 1500, "{ttl} ms");
+    // the node goes without a word: nobody extends the record any more, and it expires
+    node.server.handle.stop(false).await;
+    drop(client);
+    within(Duration::from_secs(10), "the record expired", || {
+        lease(&redis, &held.session).is_none()
+    })
+    .await;
+    // gone by its TTL, not deleted by a node
+    let stats: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut connection)
+        .expect("INFO");
+    assert!(
+        stats.lines().any(|line| line == "expired_keys:1"),
+        "{stats}"
+    );
 }

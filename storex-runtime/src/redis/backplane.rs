@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::sessions::RedisSessions;
 use super::wire::{self, Inbound, Outbound, OwnedTarget, WireError, WireMutation, WireTarget};
-use super::{lock, Backoff, RedisError, RedisOptions};
+use super::{lock, Backoff, RedisError, RedisOptions, Thread};
 use crate::backplane::{Backplane, HubError, LocalSessions, RawMutation, Target, Topic};
 use crate::store::BoxFuture;
 
@@ -37,20 +37,12 @@ pub struct RedisBackplane {
     handle: Arc<Handle>,
 }
 
-/// What the clones share; dropping it stops the thread.
+/// What the clones share.
 struct Handle {
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
+    thread: Arc<Thread>,
     /// The durable sessions on the same thread and server, once asked for.
     sessions: OnceLock<RedisSessions>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 /// Counters of a [`RedisBackplane`]'s work since it started (serializable, for a metrics or
@@ -206,7 +198,7 @@ impl RedisBackplane {
         Ok(Self {
             handle: Arc::new(Handle {
                 shared,
-                stop: Some(stop),
+                thread: Arc::new(Thread::new(stop)),
                 sessions: OnceLock::new(),
             }),
         })
@@ -244,6 +236,7 @@ impl RedisBackplane {
                     shared.client.clone(),
                     shared.server.clone(),
                     &shared.runtime,
+                    self.handle.thread.clone(),
                 )
             })
             .clone()
@@ -812,7 +805,7 @@ async fn publish_until_lost(
             }
         };
         let Some(first) = first else {
-            // Every sender is gone: the backplane is being dropped.
+            // Never: `Shared` keeps a sender. The task ends with the thread's runtime.
             std::future::pending::<()>().await;
             return String::new();
         };

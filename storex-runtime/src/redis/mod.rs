@@ -161,6 +161,27 @@ pub enum RedisError {
     },
 }
 
+/// The backplane's thread: it stops when the last holder goes (the backplane's clones and the
+/// durable sessions made from it, which may outlive them in a config).
+#[derive(Debug)]
+struct Thread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Thread {
+    fn new(stop: tokio::sync::oneshot::Sender<()>) -> Self {
+        Self { stop: Some(stop) }
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// Locks `mutex`. Every update under the backplane's locks is one statement: a panic leaves
 /// them consistent.
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

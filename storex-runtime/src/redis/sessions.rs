@@ -12,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{lock, Backoff, RedisOptions};
+use super::{lock, Backoff, RedisOptions, Thread};
 use crate::durable::{Saved, SessionStore, SessionStoreError, Taken, Write};
 use crate::store::BoxFuture;
 
@@ -86,6 +86,8 @@ pub struct RedisSessions {
 }
 
 struct Shared {
+    /// Keeps the backplane's thread, which runs the writer, alive.
+    _thread: Arc<Thread>,
     prefix: String,
     server: String,
     queue: mpsc::Sender<Job>,
@@ -136,9 +138,11 @@ impl RedisSessions {
         client: redis::Client,
         server: String,
         runtime: &tokio::runtime::Handle,
+        thread: Arc<Thread>,
     ) -> Self {
         let (queue, jobs) = mpsc::channel(options.queue_capacity.max(BATCH));
         let shared = Arc::new(Shared {
+            _thread: thread,
             prefix: options.prefix.clone(),
             server,
             queue,
