@@ -247,18 +247,7 @@ impl Connection {
                     continue;
                 }
             };
-            // The history: the saved diffs that lead, one after another, to the last version.
-            let mut run: Vec<&str> = Vec::new();
-            let mut expected = version;
-            for (at, text) in diffs.iter().rev() {
-                if *at == expected && expected > 0 {
-                    run.push(text);
-                    expected -= 1;
-                } else if *at < expected {
-                    break;
-                }
-            }
-            run.reverse();
+            let run = durable::leading_to(diffs, version);
             let versions =
                 Versions::restored(&snapshot.epoch, version, run, settings.history_limits());
             registration.joined(entry.name(), live.key());
@@ -543,22 +532,16 @@ impl Connection {
                         tracing::debug!("joined");
                         self.registration
                             .joined(joined.live.name(), joined.live.key());
-                        if let (true, Some(durable)) = (joined.durable, self.durable.as_mut()) {
-                            if let Some((field, text)) = joined.snapshot() {
-                                durable.set(field, text);
-                            }
-                            let mut order: Vec<&str> = self
-                                .stores
-                                .iter()
-                                .filter(|store| store.durable)
-                                .map(|store| store.live.name())
-                                .collect();
-                            order.push(joined.live.name());
-                            if let Ok(order) = serde_json::to_string(&order) {
-                                durable.set(durable::ORDER.to_owned(), order);
-                            }
-                        }
+                        let saved = joined.durable;
                         self.stores.push(joined);
+                        if let (true, Some(durable)) = (saved, self.durable.as_mut()) {
+                            if let Some(joined) = self.stores.last_mut() {
+                                if let Some((field, text)) = joined.snapshot() {
+                                    durable.set(field, text);
+                                }
+                            }
+                            save_order(&self.stores, durable);
+                        }
                         // Saved by the driver before the answer goes (`save`).
                         Reaction::Send(answer)
                     }
@@ -980,14 +963,7 @@ fn write_all(stores: &mut [Joined], answers: &Answers, durable: &mut DurableSess
     durable.set.clear();
     durable.delete.clear();
     durable.created = false;
-    let order: Vec<&str> = stores
-        .iter()
-        .filter(|store| store.durable)
-        .map(|store| store.live.name())
-        .collect();
-    if let Ok(order) = serde_json::to_string(&order) {
-        durable.set(durable::ORDER.to_owned(), order);
-    }
+    save_order(stores, durable);
     for store in stores.iter_mut().filter(|store| store.durable) {
         if let Some((field, text)) = store.snapshot() {
             durable.set(field, text);
@@ -995,6 +971,18 @@ fn write_all(stores: &mut [Joined], answers: &Answers, durable: &mut DurableSess
     }
     for answer in answers.iter() {
         durable.answer(&answer.saved());
+    }
+}
+
+/// Puts the durable stores' join order in the next write (a takeover joins them in it).
+fn save_order(stores: &[Joined], durable: &mut DurableSession) {
+    let order: Vec<&str> = stores
+        .iter()
+        .filter(|store| store.durable)
+        .map(|store| store.live.name())
+        .collect();
+    if let Ok(order) = serde_json::to_string(&order) {
+        durable.set(durable::ORDER.to_owned(), order);
     }
 }
 

@@ -344,6 +344,23 @@ pub(crate) fn replay(snapshot: &Snapshot, diffs: &[(u64, String)]) -> Result<(Va
     Ok((state, version))
 }
 
+/// The texts of the saved diffs that lead, one after another, to `version` (oldest first): the
+/// history a resume can use. Diffs before a gap (a save that failed) are left out.
+pub(crate) fn leading_to(diffs: &[(u64, String)], version: u64) -> Vec<&str> {
+    let mut run = Vec::new();
+    let mut expected = version;
+    for (at, text) in diffs.iter().rev() {
+        if *at == expected && expected > 0 {
+            run.push(text.as_str());
+            expected -= 1;
+        } else if *at < expected {
+            break;
+        }
+    }
+    run.reverse();
+    run
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +391,20 @@ mod tests {
             error.as_deref(),
             Some("the diff to version 7 is missing (the next saved is 8)")
         );
+    }
+
+    #[test]
+    fn the_history_is_the_run_of_diffs_that_reaches_the_version() {
+        let diffs = vec![
+            (1, set(1)),
+            (3, set(3)),
+            (4, set(4)),
+            (5, set(5)),
+            (6, set(6)),
+        ];
+        assert_eq!(leading_to(&diffs, 5), [set(3), set(4), set(5)]);
+        assert_eq!(leading_to(&diffs, 2), Vec::<String>::new());
+        assert_eq!(leading_to(&diffs, 1), [set(1)]);
     }
 
     #[test]
