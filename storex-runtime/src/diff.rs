@@ -21,11 +21,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 mod impls;
+pub mod mark;
 mod patch;
 #[cfg(test)]
 mod tests;
 
 pub use impls::{replace_if_changed, DiffKey};
+pub use mark::Mark;
 pub use patch::{apply, PatchError};
 
 /// One step of a path from the root of a state: a map key or a list index.
@@ -261,6 +263,30 @@ impl<'a> Changes<'a> {
         self.changes.push(Change::Delete { path });
     }
 
+    /// Emits, at the current path, changes computed on their own from the value here (their
+    /// paths start at this value): a diff against a copy that does not live as long as the
+    /// states being compared.
+    pub(crate) fn graft(&mut self, inner: Result<Vec<Change>, serde_json::Error>) {
+        let inner = match inner {
+            Ok(inner) => inner,
+            Err(error) => {
+                self.error.get_or_insert(error);
+                return;
+            }
+        };
+        let prefix = self.owned_path();
+        for change in inner {
+            let mut change = change;
+            let path = match &mut change {
+                Change::Update { path, .. }
+                | Change::Insert { path, .. }
+                | Change::Delete { path } => path,
+            };
+            path.splice(0..0, prefix.iter().cloned());
+            self.changes.push(change);
+        }
+    }
+
     /// The changes in the order they were emitted, or the first serialization error met.
     pub fn finish(self) -> Result<Vec<Change>, serde_json::Error> {
         match self.error {
@@ -301,6 +327,57 @@ impl<'a> Changes<'a> {
 pub trait Diff: Serialize {
     /// Emits into `changes`, at its current path, what turns `self` into `new`.
     fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>);
+
+    /// Whether [`begin`](Diff::begin) records writes instead of copying the value: true for
+    /// [`List`](crate::List) and [`Map`](crate::Map), and for derived structs that hold one
+    /// (at any depth of struct fields).
+    const TRACKED: bool = false;
+
+    /// A mutation begins: keep what [`changes_since`](Diff::changes_since) and a rollback will
+    /// need. By default a copy of the value (it costs the value's size); tracked types record
+    /// their writes from here on instead.
+    fn begin(&mut self) -> Mark<Self>
+    where
+        Self: Clone + Sized,
+    {
+        Mark::copy(self.clone())
+    }
+
+    /// The changes from the value at [`begin`](Diff::begin) to `self`: exactly what
+    /// [`diff`](Diff::diff) of the two would emit (map changes may come in another order).
+    fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>)
+    where
+        Self: Sized,
+    {
+        mark::changes_since_copy(self, mark, changes);
+    }
+
+    /// A rollback's first step: the value goes back to what it was at
+    /// [`begin`](Diff::begin), as far as its own record reaches. What the mutation made is
+    /// dropped here, so that a tracked collection it moved elsewhere hands its content back.
+    fn undo(&mut self, mark: &mut Mark<Self>)
+    where
+        Self: Sized,
+    {
+        mark::undo_copy(self, mark);
+    }
+
+    /// A rollback's second step, after every part of the state took the first: a tracked
+    /// collection the mutation replaced takes back the content its original handed over.
+    fn restore(&mut self, mark: Mark<Self>)
+    where
+        Self: Sized,
+    {
+        let _ = mark;
+    }
+
+    /// The mutation stands: tracking ends, and what the mark kept is let go.
+    fn commit(&mut self, mark: Mark<Self>)
+    where
+        Self: Sized,
+    {
+        let _ = mark;
+    }
 }
 
 /// The changes that turn `old` into `new`, in the order a client applies them.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use serde_json::Value;
 
-use crate::diff::Change;
+use crate::diff::{Change, Diff, Mark};
 use crate::store::{BoxFuture, Call, Mutations, Outcome, Params, Session, Step};
 
 /// How long init, a mutation or terminate may take when no other limit is configured.
@@ -204,25 +204,24 @@ pub(crate) fn restore<S: Mutations + serde::de::DeserializeOwned>(
     }))
 }
 
-/// A mutation in progress: the state, and the snapshot it goes back to unless the mutation
+/// A mutation in progress: the state, and the mark it goes back to unless the mutation
 /// commits. Dropping it (an error, a panic unwinding through it, a cancelled future) rolls back.
 ///
-/// This is the snapshot seam: a clone today; it can become O(change) (structural sharing,
-/// tracked writes) without touching how mutations are written.
-struct Transaction<'s, S> {
+/// The mark is [`Diff::begin`]'s: a copy of the state, or, where the state holds tracked
+/// collections ([`List`](crate::List), [`Map`](crate::Map)), a record of what the mutation
+/// writes, so that the diff and the rollback cost what it changed.
+struct Transaction<'s, S: Diff> {
     state: &'s mut S,
-    snapshot: S,
-    committed: bool,
+    mark: Option<Mark<S>>,
 }
 
 impl<'s, S: Mutations> Transaction<'s, S> {
-    /// Snapshots `state`. A panicking `Clone` leaves the state untouched and unwinds from here.
+    /// Marks `state`. A panicking `Clone` leaves the state untouched and unwinds from here.
     fn begin(state: &'s mut S) -> Self {
-        let snapshot = state.clone();
+        let mark = state.begin();
         Self {
             state,
-            snapshot,
-            committed: false,
+            mark: Some(mark),
         }
     }
 
@@ -234,9 +233,16 @@ impl<'s, S: Mutations> Transaction<'s, S> {
             Outcome::Reply(reply) => Some(reply),
             Outcome::Error(message) => return Err(MutationError::Refused(message)),
         };
-        match crate::diff::diff(&self.snapshot, self.state) {
+        // The mark stays in `self` while the diff runs: a panic in it rolls back.
+        let diff = match &self.mark {
+            Some(mark) => crate::diff::mark::changes_since(&*self.state, mark),
+            None => Ok(Vec::new()),
+        };
+        match diff {
             Ok(diff) => {
-                self.committed = true;
+                if let Some(mark) = self.mark.take() {
+                    self.state.commit(mark);
+                }
                 Ok(Applied { diff, reply })
             }
             Err(error) => Err(MutationError::Unserializable {
@@ -248,11 +254,11 @@ impl<'s, S: Mutations> Transaction<'s, S> {
     }
 }
 
-impl<S> Drop for Transaction<'_, S> {
+impl<S: Diff> Drop for Transaction<'_, S> {
     fn drop(&mut self) {
-        if !self.committed {
-            // The state before goes back; what the mutation made is dropped with `self`.
-            std::mem::swap(self.state, &mut self.snapshot);
+        if let Some(mark) = self.mark.take() {
+            // The state goes back; what the mutation made is dropped on the way.
+            crate::diff::mark::roll_back(self.state, mark);
         }
     }
 }

@@ -89,6 +89,7 @@ pub mod redis;
 mod registry;
 mod resume;
 mod store;
+pub mod tracked;
 pub mod transport;
 
 pub use config::{random_session_id, Config, ConnectRequest, Refusal, DEFAULT_PATH};
@@ -98,6 +99,7 @@ pub use hub::{Detached, Hub};
 pub use instance::{Applied, JoinError, LiveStore, MutationError};
 pub use local::HubError;
 pub use mutation::{Mutation, NameError, RawMutation, Target};
+pub use tracked::{List, Map};
 pub use registry::{Registry, RegistryError, StoreEntry};
 pub use store::{
     BoxFuture, Call, DurableState, Extensions, Init, IntoInit, IntoOutcome, MutationInfo,

@@ -9,10 +9,146 @@ use crate::ast::{Input, Shape};
 
 /// `impl Diff`: field by field for structs with named fields, the whole value otherwise.
 pub fn diff_impl(input: &Input<'_>) -> TokenStream {
-    diff_impl_with(input, diff_body(input))
+    diff_impl_with(input, diff_body(input), tracking(input))
 }
 
-fn diff_impl_with(input: &Input<'_>, body: TokenStream) -> TokenStream {
+/// How a field takes part in a transaction.
+enum Kept {
+    /// Its own mark (`Diff::begin`): recorded writes if its type tracks them, else a copy.
+    Marked,
+    /// A copy, compared whole (`#[storex(replace)]`).
+    Whole,
+    /// A copy, never sent (`#[serde(skip)]`): only a rollback needs it.
+    Hidden,
+}
+
+/// The transaction methods of a struct with named fields and no generics: each field is
+/// marked on its own, so that a tracked collection anywhere in the struct's fields records
+/// its writes rather than being copied. A struct none of whose fields tracks anything
+/// (`TRACKED` is false) is copied whole, as before. Generic structs keep the default (a copy).
+fn tracking(input: &Input<'_>) -> TokenStream {
+    let Shape::Named(fields) = &input.shape else {
+        return TokenStream::new();
+    };
+    if !input.original.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let p = quote!(::storex::__private);
+    let rename_all = input.serde.rename_all;
+    let kept: Vec<Kept> = fields
+        .iter()
+        .map(|field| {
+            if field.serde.skipped {
+                Kept::Hidden
+            } else if field.attrs.replace {
+                Kept::Whole
+            } else {
+                Kept::Marked
+            }
+        })
+        .collect();
+    let vars: Vec<_> = (0..fields.len())
+        .map(|index| quote::format_ident!("__storex_mark{}", index))
+        .collect();
+    let mut tracked = Vec::new();
+    let mut mark_tys = Vec::new();
+    let mut begins = Vec::new();
+    let mut since = Vec::new();
+    let mut undo = Vec::new();
+    let mut restore = Vec::new();
+    let mut commit = Vec::new();
+    for ((field, kept), var) in fields.iter().zip(&kept).zip(&vars) {
+        let member = field.ident;
+        let ty = field.ty;
+        let key = field.json_key(rename_all);
+        match kept {
+            Kept::Marked => {
+                tracked.push(quote!(<#ty as #p::Diff>::TRACKED));
+                mark_tys.push(quote!(#p::Mark<#ty>));
+                // Spanned at the field's type: a field that cannot be marked (not `Clone`,
+                // not `Send`) is reported on the user's field.
+                begins.push(quote_spanned! {ty.span()=> #p::begin(&mut self.#member)});
+                since.push(quote! {
+                    changes.at_key(#key, |changes| #p::Diff::changes_since(&self.#member, #var, changes));
+                });
+                undo.push(quote!(#p::Diff::undo(&mut self.#member, #var);));
+                restore.push(quote!(#p::Diff::restore(&mut self.#member, #var);));
+                commit.push(quote!(#p::Diff::commit(&mut self.#member, #var);));
+            }
+            Kept::Whole | Kept::Hidden => {
+                mark_tys.push(quote!(::core::option::Option<#ty>));
+                begins.push(quote_spanned! {ty.span()=>
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&self.#member))
+                });
+                if matches!(kept, Kept::Whole) {
+                    since.push(quote! {
+                        if let ::core::option::Option::Some(old) = #var {
+                            changes.at_key(#key, |changes| #p::replace_whole(old, &self.#member, changes));
+                        }
+                    });
+                } else {
+                    since.push(quote!(let _ = #var;));
+                }
+                undo.push(quote! {
+                    if let ::core::option::Option::Some(old) = #var.take() {
+                        self.#member = old;
+                    }
+                });
+                restore.push(quote!(let _ = #var;));
+                commit.push(quote!(let _ = #var;));
+            }
+        }
+    }
+    let record = quote!((#(#mark_tys,)*));
+    let pattern = quote!((#(#vars,)*));
+    quote! {
+        const TRACKED: bool = false #(|| #tracked)*;
+
+        fn begin(&mut self) -> #p::Mark<Self>
+        where
+            Self: ::core::clone::Clone,
+        {
+            if !<Self as #p::Diff>::TRACKED {
+                return #p::Mark::copy(::core::clone::Clone::clone(self));
+            }
+            #p::Mark::tracked((#(#begins,)*))
+        }
+
+        fn changes_since<'__storex>(
+            &'__storex self,
+            mark: &'__storex #p::Mark<Self>,
+            changes: &mut #p::Changes<'__storex>,
+        ) {
+            let ::core::option::Option::Some(#pattern) = mark.record::<#record>() else {
+                return #p::changes_since_copy(self, mark, changes);
+            };
+            #(#since)*
+        }
+
+        fn undo(&mut self, mark: &mut #p::Mark<Self>) {
+            let ::core::option::Option::Some(#pattern) = mark.record_mut::<#record>() else {
+                return #p::undo_copy(self, mark);
+            };
+            #(#undo)*
+        }
+
+        fn restore(&mut self, mark: #p::Mark<Self>) {
+            let ::core::option::Option::Some(#pattern) = mark.into_record::<#record>() else {
+                return;
+            };
+            #(#restore)*
+        }
+
+        fn commit(&mut self, mark: #p::Mark<Self>) {
+            let ::core::option::Option::Some(#pattern) = mark.into_record::<#record>() else {
+                return;
+            };
+            #(#commit)*
+        }
+    }
+}
+
+fn diff_impl_with(input: &Input<'_>, body: TokenStream, methods: TokenStream) -> TokenStream {
     let ident = input.ident;
     let mut generics = input.original.generics.clone();
     let bound = match input.shape {
@@ -39,6 +175,8 @@ fn diff_impl_with(input: &Input<'_>, body: TokenStream) -> TokenStream {
             ) {
                 #body
             }
+
+            #methods
         }
     }
 }
@@ -88,7 +226,7 @@ pub fn fallback(input: &Input<'_>, store: bool) -> TokenStream {
     if matches!(input.shape, Shape::Union(_)) {
         return TokenStream::new();
     }
-    let diff = diff_impl_with(input, quote!(let _ = (new, changes);));
+    let diff = diff_impl_with(input, quote!(let _ = (new, changes);), TokenStream::new());
     if !store {
         return diff;
     }

@@ -1,0 +1,484 @@
+//! [`Map`]: a `HashMap` that records its writes while a mutation runs.
+
+use std::borrow::Borrow;
+use std::collections::hash_map::{self, HashMap};
+use std::fmt;
+use std::hash::Hash;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{lost, Home};
+use crate::diff::mark::{changes_since_copy, undo_copy};
+use crate::diff::{Changes, Diff, DiffKey, Mark};
+
+/// A `HashMap` for store state whose mutations cost what they change: while a mutation runs it
+/// keeps the old value of each key the first time it is written, so the diff visits only those
+/// keys, and a rollback puts only those back (see [the module](crate::tracked)).
+///
+/// Reads are the `HashMap`'s (`map.get(k)`, `map.len()`, `map.iter()`, through
+/// `Deref<Target = HashMap<K, V>>`); writes are its names: `map.insert(k, v)`,
+/// `map.get_mut(k)`, `map.entry(k)`, `map.remove(k)`. Its JSON is the JSON of the `HashMap`.
+///
+/// ```
+/// use storex::Map;
+///
+/// let mut scores: Map<String, u32> = Map::new();
+/// scores.insert("ada".to_owned(), 3);
+/// *scores.entry("ada".to_owned()).or_insert(0) += 1;
+/// if let Some(score) = scores.get_mut("ada") {
+///     *score *= 10;
+/// }
+/// assert_eq!(scores.get("ada"), Some(&40));
+/// ```
+pub struct Map<K, V> {
+    map: HashMap<K, V>,
+    /// Open while a mutation of the state that holds the map runs.
+    log: Option<Box<Log<K, V>>>,
+}
+
+/// What a map keeps during one mutation.
+struct Log<K, V> {
+    home: Arc<Home<HashMap<K, V>>>,
+    /// The old value of each key written (`None`: the key was absent).
+    saved: HashMap<K, Option<V>>,
+    /// The whole map as it was, once a write could reach every value.
+    whole: Option<HashMap<K, V>>,
+    /// [`Map::hand_back`], which needs `K: Eq + Hash`: a `Drop` impl cannot ask for it, `begin`
+    /// can.
+    hand_back: fn(&mut Map<K, V>),
+}
+
+/// The record a map's mark holds.
+struct MapMark<K, V> {
+    home: Arc<Home<HashMap<K, V>>>,
+    /// The rollback found another map in the field: it takes its content from `home`.
+    replaced: bool,
+}
+
+impl<K: Eq + Hash, V> Log<K, V> {
+    /// Puts `map` back as it was when the mutation began.
+    fn undo(self, map: &mut HashMap<K, V>) {
+        if let Some(whole) = self.whole {
+            *map = whole;
+            return;
+        }
+        for (key, old) in self.saved {
+            match old {
+                Some(value) => {
+                    map.insert(key, value);
+                }
+                None => {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The changes from the map when the mutation began to `map`, as `HashMap`'s diff gives
+    /// them: the keys that were there first (updated or deleted), then the new keys.
+    fn changes<'a>(&'a self, map: &'a HashMap<K, V>, changes: &mut Changes<'a>)
+    where
+        K: DiffKey,
+        V: Diff,
+    {
+        if let Some(whole) = &self.whole {
+            return whole.diff(map, changes);
+        }
+        for (key, old) in &self.saved {
+            let Some(old) = old else { continue };
+            match map.get(key) {
+                Some(new) => changes.at(key.segment(), |changes| old.diff(new, changes)),
+                None => changes.at(key.segment(), Changes::delete),
+            }
+        }
+        for (key, old) in &self.saved {
+            if old.is_none() {
+                if let Some(new) = map.get(key) {
+                    changes.at(key.segment(), |changes| changes.insert(new));
+                }
+            }
+        }
+    }
+}
+
+impl<K, V> Map<K, V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        HashMap::new().into()
+    }
+
+    /// An empty map with room for `capacity` entries.
+    pub fn with_capacity(capacity: usize) -> Self {
+        HashMap::with_capacity(capacity).into()
+    }
+
+    /// The log, if a mutation is recording; a log left from an ended mutation is dropped here.
+    fn open_log(&mut self) -> Option<&mut Log<K, V>> {
+        if self.log.as_ref().is_some_and(|log| log.home.is_closed()) {
+            self.log = None;
+        }
+        self.log.as_deref_mut()
+    }
+}
+
+impl<K: Eq + Hash, V> Map<K, V> {
+    /// Keeps the old value of `key` (a clone, or its absence) unless it is kept already.
+    fn keep<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let map = &self.map;
+        let Some(log) = self.log.as_deref_mut() else {
+            return;
+        };
+        if log.home.is_closed() {
+            self.log = None;
+            return;
+        }
+        if log.whole.is_some() || log.saved.contains_key(key) {
+            return;
+        }
+        if let Some((key, value)) = map.get_key_value(key) {
+            log.saved.insert(key.clone(), Some(value.clone()));
+        }
+    }
+
+    /// Keeps the old value of an owned `key` (which may be absent) unless it is kept already.
+    fn keep_owned(&mut self, key: &K)
+    where
+        K: Clone,
+        V: Clone,
+    {
+        let map = &self.map;
+        let Some(log) = self.log.as_deref_mut() else {
+            return;
+        };
+        if log.home.is_closed() {
+            self.log = None;
+            return;
+        }
+        if log.whole.is_some() || log.saved.contains_key(key) {
+            return;
+        }
+        log.saved.insert(key.clone(), map.get(key).cloned());
+    }
+
+    /// Keeps the whole map as it was, once: what may reach every value.
+    fn keep_whole(&mut self)
+    where
+        K: Clone,
+        V: Clone,
+    {
+        let map = &self.map;
+        let Some(log) = self.log.as_deref_mut() else {
+            return;
+        };
+        if log.home.is_closed() {
+            self.log = None;
+            return;
+        }
+        if log.whole.is_some() {
+            return;
+        }
+        let mut original = map.clone();
+        for (key, old) in log.saved.drain() {
+            match old {
+                Some(value) => {
+                    original.insert(key, value);
+                }
+                None => {
+                    original.remove(&key);
+                }
+            }
+        }
+        log.whole = Some(original);
+    }
+
+    /// Hands the map's content as it was when the mutation began to the mutation's
+    /// transaction (the map is dropped, or set aside by a rollback).
+    fn hand_back(&mut self) {
+        let Some(log) = self.log.take() else {
+            return;
+        };
+        if log.home.is_closed() {
+            return;
+        }
+        let home = log.home.clone();
+        let mut map = std::mem::take(&mut self.map);
+        log.undo(&mut map);
+        home.hand_over(map);
+    }
+
+    /// Inserts `value` at `key`, returning the value it replaces.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.keep_owned(&key);
+        self.map.insert(key, value)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.keep(key);
+        self.map.remove(key)
+    }
+
+    /// The value at `key`, mutably.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.keep(key);
+        self.map.get_mut(key)
+    }
+
+    /// The entry of `key`, as `HashMap::entry` gives it.
+    pub fn entry(&mut self, key: K) -> hash_map::Entry<'_, K, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.keep_owned(&key);
+        self.map.entry(key)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self)
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.keep_whole();
+        self.map.clear();
+    }
+
+    /// Keeps the entries `keep` says yes to; copies the whole map once in a mutation.
+    pub fn retain(&mut self, keep: impl FnMut(&K, &mut V) -> bool)
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.keep_whole();
+        self.map.retain(keep);
+    }
+
+    /// Every entry, values mutably; copies the whole map once in a mutation.
+    pub fn iter_mut(&mut self) -> hash_map::IterMut<'_, K, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.keep_whole();
+        self.map.iter_mut()
+    }
+
+    /// Every value, mutably; copies the whole map once in a mutation.
+    pub fn values_mut(&mut self) -> hash_map::ValuesMut<'_, K, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.keep_whole();
+        self.map.values_mut()
+    }
+
+    /// Runs `f` on the underlying `HashMap`, for what the map has no method of its own;
+    /// copies the whole map once in a mutation.
+    pub fn with_map<R>(&mut self, f: impl FnOnce(&mut HashMap<K, V>) -> R) -> R
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.keep_whole();
+        f(&mut self.map)
+    }
+
+    /// The entries as a `HashMap`. In a mutation, a tracked map taken out of the state is
+    /// copied here, so that its old content can still go back if the mutation fails.
+    pub fn into_map(mut self) -> HashMap<K, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        if self.open_log().is_some() {
+            self.map.clone()
+        } else {
+            std::mem::take(&mut self.map)
+        }
+    }
+}
+
+impl<K, V> Drop for Map<K, V> {
+    fn drop(&mut self) {
+        let hand_back = match &self.log {
+            Some(log) if !log.home.is_closed() => log.hand_back,
+            _ => return,
+        };
+        hand_back(self);
+    }
+}
+
+impl<K, V> Default for Map<K, V> {
+    fn default() -> Self {
+        Map::new()
+    }
+}
+
+impl<K: Clone, V: Clone> Clone for Map<K, V> {
+    /// A copy of the entries; the copy records nothing.
+    fn clone(&self) -> Self {
+        self.map.clone().into()
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Map<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.map, f)
+    }
+}
+
+impl<K: Eq + Hash, V: PartialEq> PartialEq for Map<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl<K: Eq + Hash, V: Eq> Eq for Map<K, V> {}
+
+impl<K, V> Deref for Map<K, V> {
+    type Target = HashMap<K, V>;
+
+    fn deref(&self) -> &HashMap<K, V> {
+        &self.map
+    }
+}
+
+impl<K, V> From<HashMap<K, V>> for Map<K, V> {
+    fn from(map: HashMap<K, V>) -> Self {
+        Map { map, log: None }
+    }
+}
+
+impl<K: Eq + Hash, V> FromIterator<(K, V)> for Map<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        HashMap::from_iter(iter).into()
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Extend<(K, V)> for Map<K, V> {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (key, value) in iter {
+            self.insert(key, value);
+        }
+    }
+}
+
+impl<'a, K, V> IntoIterator for &'a Map<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = hash_map::Iter<'a, K, V>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.map.iter()
+    }
+}
+
+impl<K: Serialize, V: Serialize> Serialize for Map<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.map.serialize(serializer)
+    }
+}
+
+impl<'de, K: Deserialize<'de> + Eq + Hash, V: Deserialize<'de>> Deserialize<'de> for Map<K, V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        HashMap::deserialize(deserializer).map(Map::from)
+    }
+}
+
+impl<K, V> Diff for Map<K, V>
+where
+    K: DiffKey + Eq + Hash + Clone + Send + 'static,
+    V: Diff + Clone + Send + 'static,
+{
+    #[inline]
+    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
+        self.map.diff(&new.map, changes);
+    }
+
+    const TRACKED: bool = true;
+
+    fn begin(&mut self) -> Mark<Self> {
+        let home = Home::new();
+        self.log = Some(Box::new(Log {
+            home: home.clone(),
+            saved: HashMap::new(),
+            whole: None,
+            hand_back: Self::hand_back,
+        }));
+        Mark::tracked(MapMark {
+            home,
+            replaced: false,
+        })
+    }
+
+    fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
+        let Some(record) = mark.record::<MapMark<K, V>>() else {
+            return changes_since_copy(self, mark, changes);
+        };
+        match &self.log {
+            Some(log) if Arc::ptr_eq(&log.home, &record.home) => log.changes(&self.map, changes),
+            // Another map is in the field: the diff is against what the original handed back.
+            _ => match record.home.cloned() {
+                Some(old) => changes.graft(crate::diff::diff(&old, &self.map)),
+                None => changes.update(&self.map),
+            },
+        }
+    }
+
+    fn undo(&mut self, mark: &mut Mark<Self>) {
+        let Some(record) = mark.record_mut::<MapMark<K, V>>() else {
+            return undo_copy(self, mark);
+        };
+        match self.log.take() {
+            Some(log) if Arc::ptr_eq(&log.home, &record.home) => log.undo(&mut self.map),
+            other => {
+                self.log = other;
+                self.hand_back();
+                drop(std::mem::take(&mut self.map));
+                record.replaced = true;
+            }
+        }
+    }
+
+    fn restore(&mut self, mark: Mark<Self>) {
+        let Some(record) = mark.into_record::<MapMark<K, V>>() else {
+            return;
+        };
+        if record.replaced {
+            match record.home.take() {
+                Some(map) => self.map = map,
+                None => lost("Map"),
+            }
+        }
+        record.home.close();
+    }
+
+    fn commit(&mut self, mark: Mark<Self>) {
+        self.log = None;
+        if let Some(record) = mark.into_record::<MapMark<K, V>>() {
+            record.home.close();
+        }
+    }
+}
