@@ -343,6 +343,17 @@ pub trait Diff: Serialize {
         Mark::copy(self.clone())
     }
 
+    /// Runs before [`changes_since`](Diff::changes_since), on the whole state: a tracked
+    /// collection the mutation moved into another tracked field (`mem::swap`, `mem::take`)
+    /// leaves a copy of its old content for the field it came from, so that this field's diff
+    /// is against it. Nothing to do for other values.
+    fn settle(&self, mark: &Mark<Self>)
+    where
+        Self: Sized,
+    {
+        let _ = mark;
+    }
+
     /// The changes from the value at [`begin`](Diff::begin) to `self`: exactly what
     /// [`diff`](Diff::diff) of the two would emit (map changes may come in another order).
     fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>)

@@ -54,6 +54,7 @@ fn tracking(input: &Input<'_>) -> TokenStream {
     let mut mark_tys = Vec::new();
     let mut begins = Vec::new();
     let mut since = Vec::new();
+    let mut settle = Vec::new();
     let mut undo = Vec::new();
     let mut restore = Vec::new();
     let mut commit = Vec::new();
@@ -71,6 +72,7 @@ fn tracking(input: &Input<'_>) -> TokenStream {
                 since.push(quote! {
                     changes.at_key(#key, |changes| #p::Diff::changes_since(&self.#member, #var, changes));
                 });
+                settle.push(quote!(#p::Diff::settle(&self.#member, #var);));
                 undo.push(quote!(#p::Diff::undo(&mut self.#member, #var);));
                 restore.push(quote!(#p::Diff::restore(&mut self.#member, #var);));
                 commit.push(quote!(#p::Diff::commit(&mut self.#member, #var);));
@@ -94,6 +96,7 @@ fn tracking(input: &Input<'_>) -> TokenStream {
                         self.#member = old;
                     }
                 });
+                settle.push(quote!(let _ = #var;));
                 restore.push(quote!(let _ = #var;));
                 commit.push(quote!(let _ = #var;));
             }
@@ -112,6 +115,13 @@ fn tracking(input: &Input<'_>) -> TokenStream {
                 return #p::Mark::copy(::core::clone::Clone::clone(self));
             }
             #p::Mark::tracked((#(#begins,)*))
+        }
+
+        fn settle(&self, mark: &#p::Mark<Self>) {
+            let ::core::option::Option::Some(#pattern) = mark.record::<#record>() else {
+                return;
+            };
+            #(#settle)*
         }
 
         fn changes_since<'__storex>(

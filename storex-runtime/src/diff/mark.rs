@@ -115,11 +115,13 @@ pub fn roll_back<T: Diff>(value: &mut T, mut mark: Mark<T>) {
     value.restore(mark);
 }
 
-/// The diff since `mark`, as [`diff`](super::diff) gives it.
+/// The diff since `mark`, as [`diff`](super::diff) gives it: [`Diff::settle`], then
+/// [`Diff::changes_since`].
 pub fn changes_since<T: Diff>(
     value: &T,
     mark: &Mark<T>,
 ) -> Result<Vec<super::Change>, serde_json::Error> {
+    value.settle(mark);
     let mut changes = Changes::new();
     value.changes_since(mark, &mut changes);
     changes.finish()

@@ -54,6 +54,14 @@ struct ListMark<T> {
     replaced: bool,
 }
 
+impl<T> Drop for ListMark<T> {
+    /// A mark dropped without a commit or a rollback (a `begin` that panicked half-way) ends
+    /// its transaction too: the collection's log goes stale and is let go at its next write.
+    fn drop(&mut self) {
+        self.home.close();
+    }
+}
+
 impl<T> Log<T> {
     /// Puts `items` back as they were when the mutation began. False when a vacated position
     /// has no saved value (cannot happen while the log's rules hold).
@@ -81,6 +89,20 @@ impl<T> Log<T> {
             }
         }
         true
+    }
+
+    /// A copy of the list as it was when the mutation began.
+    fn original(&self, items: &[T]) -> Vec<T>
+    where
+        T: Clone,
+    {
+        if let Some(whole) = &self.whole {
+            return whole.clone();
+        }
+        (0..self.old_len)
+            .filter_map(|index| self.saved.get(&index).or_else(|| items.get(index)))
+            .cloned()
+            .collect()
     }
 
     /// The changes from the list when the mutation began to `items`, as `[T]`'s diff gives them.
@@ -527,6 +549,18 @@ impl<T: Diff + Clone + Send + 'static> Diff for List<T> {
             home,
             replaced: false,
         })
+    }
+
+    fn settle(&self, mark: &Mark<Self>) {
+        let Some(record) = mark.record::<ListMark<T>>() else {
+            return;
+        };
+        match &self.log {
+            Some(log) if !Arc::ptr_eq(&log.home, &record.home) && !log.home.is_closed() => {
+                log.home.hand_over(log.original(&self.items));
+            }
+            _ => {}
+        }
     }
 
     fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {

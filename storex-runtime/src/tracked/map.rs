@@ -57,6 +57,14 @@ struct MapMark<K, V> {
     replaced: bool,
 }
 
+impl<K, V> Drop for MapMark<K, V> {
+    /// A mark dropped without a commit or a rollback (a `begin` that panicked half-way) ends
+    /// its transaction too: the collection's log goes stale and is let go at its next write.
+    fn drop(&mut self) {
+        self.home.close();
+    }
+}
+
 impl<K: Eq + Hash, V> Log<K, V> {
     /// Puts `map` back as it was when the mutation began.
     fn undo(self, map: &mut HashMap<K, V>) {
@@ -74,6 +82,29 @@ impl<K: Eq + Hash, V> Log<K, V> {
                 }
             }
         }
+    }
+
+    /// A copy of the map as it was when the mutation began.
+    fn original(&self, map: &HashMap<K, V>) -> HashMap<K, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        if let Some(whole) = &self.whole {
+            return whole.clone();
+        }
+        let mut original = map.clone();
+        for (key, old) in &self.saved {
+            match old {
+                Some(value) => {
+                    original.insert(key.clone(), value.clone());
+                }
+                None => {
+                    original.remove(key);
+                }
+            }
+        }
+        original
     }
 
     /// The changes from the map when the mutation began to `map`, as `HashMap`'s diff gives
@@ -431,6 +462,18 @@ where
             home,
             replaced: false,
         })
+    }
+
+    fn settle(&self, mark: &Mark<Self>) {
+        let Some(record) = mark.record::<MapMark<K, V>>() else {
+            return;
+        };
+        match &self.log {
+            Some(log) if !Arc::ptr_eq(&log.home, &record.home) && !log.home.is_closed() => {
+                log.home.hand_over(log.original(&self.map));
+            }
+            _ => {}
+        }
     }
 
     fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
