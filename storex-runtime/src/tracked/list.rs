@@ -172,10 +172,8 @@ impl<T> List<T> {
             return;
         }
         let end = range.end.min(len).min(log.old_len);
-        for index in range.start..end {
-            log.saved
-                .entry(index)
-                .or_insert_with(|| items[index].clone());
+        for (index, item) in items.iter().enumerate().take(end).skip(range.start) {
+            log.saved.entry(index).or_insert_with(|| item.clone());
         }
     }
 
