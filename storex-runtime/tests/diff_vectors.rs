@@ -30,8 +30,9 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use storex::diff::mark::changes_since;
 use storex::diff::{apply, diff, Diff, PathSegment};
-use storex::Change;
+use storex::{Change, List, Map};
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/diff.json");
 const REGENERATE: &str =
@@ -483,7 +484,94 @@ fn cases() -> Vec<Case> {
         ]),
     ));
 
+    tracked_cases(&mut cases);
     cases
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracked transactions: the diff is what `Diff::changes_since` emits after writes on tracked
+// collections, checked here to be the structural diff as well.
+
+#[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
+struct TrackedBoard {
+    name: String,
+    todos: List<Todo>,
+    by_id: Map<String, Todo>,
+    archive: List<Todo>,
+}
+
+fn tracked_board() -> TrackedBoard {
+    TrackedBoard {
+        name: "chores".to_owned(),
+        todos: board().todos.into(),
+        by_id: Map::from_iter([("1".to_owned(), todo(1, "milk", false, &["shop"]))]),
+        archive: List::new(),
+    }
+}
+
+/// A case whose diff a transaction emitted: `write` runs between `begin` and `changes_since`.
+fn tracked_case(name: &'static str, write: impl FnOnce(&mut TrackedBoard)) -> Case {
+    let old = tracked_board();
+    let mut new = old.clone();
+    let mark = new.begin();
+    write(&mut new);
+    let emitted = changes_since(&new, &mark).expect("the state serializes");
+    assert_eq!(
+        emitted,
+        diff(&old, &new).unwrap(),
+        "{name}: the transaction's diff is the structural one"
+    );
+    new.commit(mark);
+    Case {
+        name,
+        old: serde_json::to_value(&old).expect("old serializes"),
+        new: serde_json::to_value(&new).expect("new serializes"),
+        diff: emitted,
+    }
+}
+
+fn tracked_cases(cases: &mut Vec<Case>) {
+    cases.push(tracked_case("tracked: one field of one element", |b| {
+        b.todos[1].done = false;
+    }));
+    cases.push(tracked_case("tracked: one element written twice", |b| {
+        b.todos[0].title.push_str(" and eggs");
+        b.todos[0].tags.push("dairy".to_owned());
+        b.todos[0].title = "oat milk".to_owned();
+    }));
+    cases.push(tracked_case("tracked: insert at the front, then pop", |b| {
+        b.todos.insert(0, todo(9, "call", false, &[]));
+        b.todos.pop();
+    }));
+    cases.push(tracked_case("tracked: push then remove from the middle", |b| {
+        b.todos.push(todo(4, "bank", false, &[]));
+        b.todos.remove(1);
+    }));
+    cases.push(tracked_case("tracked: truncate then push", |b| {
+        b.todos.truncate(1);
+        b.todos.push(todo(5, "gym", true, &["health"]));
+    }));
+    cases.push(tracked_case("tracked: sorted (the whole list kept once)", |b| {
+        b.todos.sort_by_key(|todo| std::cmp::Reverse(todo.id));
+    }));
+    cases.push(tracked_case("tracked: the list replaced whole", |b| {
+        b.todos = vec![todo(7, "new", false, &[])].into();
+    }));
+    cases.push(tracked_case("tracked: the list moved to another field", |b| {
+        b.archive = std::mem::take(&mut b.todos);
+    }));
+    cases.push(tracked_case("tracked: map key inserted", |b| {
+        b.by_id.insert("2".to_owned(), todo(2, "bread", true, &[]));
+    }));
+    cases.push(tracked_case("tracked: map value written in place", |b| {
+        if let Some(todo) = b.by_id.get_mut("1") {
+            todo.done = true;
+        }
+    }));
+    cases.push(tracked_case("tracked: map key removed, then a list element", |b| {
+        b.by_id.remove("1");
+        b.todos[2].tags.clear();
+    }));
 }
 
 // ---------------------------------------------------------------------------------------------
