@@ -8,12 +8,13 @@
 #![allow(clippy::expect_used)] // a bench that cannot build its input has nothing to measure
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use criterion::{criterion_group, Criterion};
 use serde::Serialize;
-use serde_json::Value;
+
+mod support;
+use support::mean_ns;
 
 const GROUP: &str = "diff_10k_items";
 const ITEMS: u64 = 10_000;
@@ -79,23 +80,6 @@ fn baseline(old: &State, new: &State) -> Vec<storex::Change> {
     storex::diff::diff(&old, &new).expect("a JSON value serializes")
 }
 
-/// Criterion's mean estimate of one benchmark of this run, in nanoseconds: `None` when it did not
-/// run this time (a filter, or `cargo test`'s single pass), so that a stale figure is never shown.
-fn mean_ns(bench: &str, started: SystemTime) -> Option<f64> {
-    let home = std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|dir| PathBuf::from(dir).join("criterion"))
-        })
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion"));
-    let path = home.join(GROUP).join(bench).join("new/estimates.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < started {
-        return None;
-    }
-    let estimates: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    estimates["mean"]["point_estimate"].as_f64()
-}
-
 fn report(started: SystemTime) {
     let figures = [
         "generated",
@@ -103,7 +87,7 @@ fn report(started: SystemTime) {
         "snapshot_clone",
         "snapshot_clone_and_drop",
     ]
-    .map(|bench| (bench, mean_ns(bench, started)));
+    .map(|bench| (bench, mean_ns(&format!("{GROUP}/{bench}"), started)));
     for (bench, mean) in figures {
         if let Some(mean) = mean {
             println!("{GROUP}/{bench}: mean {:.1} µs", mean / 1000.0);
