@@ -64,39 +64,44 @@ fn tracking(input: &Input<'_>) -> TokenStream {
         let key = field.json_key(rename_all);
         match kept {
             Kept::Marked => {
-                tracked.push(quote!(<#ty as #p::Diff>::TRACKED));
+                // Every use of the field's type is spanned at it and goes through the `Diff`
+                // trait, as the field's diff does: when the type is not `Diff`, the errors are
+                // all the same one, which the compiler shows once.
+                let span = ty.span();
+                tracked.push(quote_spanned!(span=> <#ty as #p::Diff>::TRACKED));
                 mark_tys.push(quote!(#p::Mark<#ty>));
-                // Spanned at the field's type: a field that cannot be marked (not `Clone`,
-                // not `Send`) is reported on the user's field.
-                begins.push(quote_spanned! {ty.span()=> #p::begin(&mut self.#member)});
+                begins.push(quote_spanned!(span=> <#ty as #p::Diff>::begin(&mut self.#member)));
+                let field_since = quote_spanned!(span=> <#ty as #p::Diff>::changes_since(&self.#member, #var, changes));
                 since.push(quote! {
-                    changes.at_key(#key, |changes| #p::Diff::changes_since(&self.#member, #var, changes));
+                    changes.at_key(#key, |changes| #field_since);
                 });
-                settle.push(quote!(#p::Diff::settle(&self.#member, #var);));
-                undo.push(quote!(#p::Diff::undo(&mut self.#member, #var);));
-                restore.push(quote!(#p::Diff::restore(&mut self.#member, #var);));
-                commit.push(quote!(#p::Diff::commit(&mut self.#member, #var);));
+                settle.push(quote_spanned!(span=> <#ty as #p::Diff>::settle(&self.#member, #var);));
+                undo.push(quote_spanned!(span=> <#ty as #p::Diff>::undo(&mut self.#member, #var);));
+                restore.push(quote_spanned!(span=> <#ty as #p::Diff>::restore(&mut self.#member, #var);));
+                commit.push(quote_spanned!(span=> <#ty as #p::Diff>::commit(&mut self.#member, #var);));
             }
             Kept::Whole | Kept::Hidden => {
+                let span = ty.span();
                 mark_tys.push(quote!(::core::option::Option<#ty>));
-                begins.push(quote_spanned! {ty.span()=>
+                begins.push(quote_spanned! {span=>
                     ::core::option::Option::Some(::core::clone::Clone::clone(&self.#member))
                 });
                 if matches!(kept, Kept::Whole) {
+                    let field_since = quote_spanned!(span=> #p::replace_whole::<#ty>(old, &self.#member, changes));
                     since.push(quote! {
                         if let ::core::option::Option::Some(old) = #var {
-                            changes.at_key(#key, |changes| #p::replace_whole(old, &self.#member, changes));
+                            changes.at_key(#key, |changes| #field_since);
                         }
                     });
                 } else {
                     since.push(quote!(let _ = #var;));
                 }
+                settle.push(quote!(let _ = #var;));
                 undo.push(quote! {
                     if let ::core::option::Option::Some(old) = #var.take() {
                         self.#member = old;
                     }
                 });
-                settle.push(quote!(let _ = #var;));
                 restore.push(quote!(let _ = #var;));
                 commit.push(quote!(let _ = #var;));
             }
