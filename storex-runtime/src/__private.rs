@@ -5,7 +5,7 @@ pub use serde;
 pub use serde_json;
 
 pub use crate::check::{check_mutation, CheckMessage};
-pub use crate::diff::mark::{begin, changes_since_copy, undo_copy};
+pub use crate::diff::mark::{changes_back_copy, changes_since_copy, undo_copy};
 pub use crate::diff::{replace_if_changed, Changes, Diff, Mark};
 pub use crate::mutation::{checked_mutation, Mutation};
 pub use crate::registry::StoreEntry;

@@ -27,8 +27,8 @@ mod patch;
 mod tests;
 
 pub use impls::{replace_if_changed, DiffKey};
-pub use mark::Mark;
-pub use patch::{apply, PatchError};
+pub use mark::{transact, Mark, TransactError, Transacted};
+pub use patch::{apply, apply_to, ApplyError, PatchError};
 
 /// One step of a path from the root of a state: a map key or a list index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -287,6 +287,12 @@ impl<'a> Changes<'a> {
         }
     }
 
+    /// Records that the changes cannot be computed (the first reason met is kept).
+    pub(crate) fn fail(&mut self, reason: &str) {
+        self.error
+            .get_or_insert_with(|| serde::ser::Error::custom(reason));
+    }
+
     /// The changes in the order they were emitted, or the first serialization error met.
     pub fn finish(self) -> Result<Vec<Change>, serde_json::Error> {
         match self.error {
@@ -361,6 +367,17 @@ pub trait Diff: Serialize {
         Self: Sized,
     {
         mark::changes_since_copy(self, mark, changes);
+    }
+
+    /// The changes that turn `self` back into the value at [`begin`](Diff::begin): the
+    /// inverse of [`changes_since`](Diff::changes_since), exactly what [`diff`](Diff::diff)
+    /// from `self` to the old value would emit (map changes may come in another order). What an
+    /// undo applies.
+    fn changes_back<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>)
+    where
+        Self: Sized,
+    {
+        mark::changes_back_copy(self, mark, changes);
     }
 
     /// A rollback's first step: the value goes back to what it was at

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use serde_json::Value;
 
-use crate::diff::{Change, Diff, Mark};
+use crate::diff::mark::Transaction;
+use crate::diff::Change;
 use crate::store::{BoxFuture, Call, Mutations, Outcome, Params, Session, Step};
 
 /// How long init, a mutation or terminate may take when no other limit is configured.
@@ -204,62 +205,32 @@ pub(crate) fn restore<S: Mutations + serde::de::DeserializeOwned>(
     }))
 }
 
-/// A mutation in progress: the state, and the mark it goes back to unless the mutation
-/// commits. Dropping it (an error, a panic unwinding through it, a cancelled future) rolls back.
+/// Keeps the new state and diffs it, or rolls back (dropping `transaction`). May panic (in a
+/// `Serialize` or `Diff` impl): the unwinding drop rolls back.
 ///
-/// The mark is [`Diff::begin`]'s: a copy of the state, or, where the state holds tracked
-/// collections ([`List`](crate::List), [`Map`](crate::Map)), a record of what the mutation
-/// writes, so that the diff and the rollback cost what it changed.
-struct Transaction<'s, S: Diff> {
-    state: &'s mut S,
-    mark: Option<Mark<S>>,
-}
-
-impl<'s, S: Mutations> Transaction<'s, S> {
-    /// Marks `state`. A panicking `Clone` leaves the state untouched and unwinds from here.
-    fn begin(state: &'s mut S) -> Self {
-        let mark = state.begin();
-        Self {
-            state,
-            mark: Some(mark),
+/// The transaction holds [`Diff::begin`](crate::Diff::begin)'s mark: a copy of the state, or, where the state holds
+/// tracked collections ([`List`](crate::List), [`Map`](crate::Map)), a record of what the
+/// mutation writes, so that the diff and the rollback cost what it changed.
+fn settle<S: Mutations>(
+    transaction: Transaction<'_, S>,
+    name: &str,
+    outcome: Outcome,
+) -> Result<Applied, MutationError> {
+    let reply = match outcome {
+        Outcome::NoReply => None,
+        Outcome::Reply(reply) => Some(reply),
+        Outcome::Error(message) => return Err(MutationError::Refused(message)),
+    };
+    match transaction.changes() {
+        Ok(diff) => {
+            transaction.commit();
+            Ok(Applied { diff, reply })
         }
-    }
-
-    /// Keeps the new state and diffs it, or rolls back. May panic (in a `Serialize` or `Diff`
-    /// impl): the unwinding drop rolls back.
-    fn settle(mut self, name: &str, outcome: Outcome) -> Result<Applied, MutationError> {
-        let reply = match outcome {
-            Outcome::NoReply => None,
-            Outcome::Reply(reply) => Some(reply),
-            Outcome::Error(message) => return Err(MutationError::Refused(message)),
-        };
-        // The mark stays in `self` while the diff runs: a panic in it rolls back.
-        let diff = match &self.mark {
-            Some(mark) => crate::diff::mark::changes_since(&*self.state, mark),
-            None => Ok(Vec::new()),
-        };
-        match diff {
-            Ok(diff) => {
-                if let Some(mark) = self.mark.take() {
-                    self.state.commit(mark);
-                }
-                Ok(Applied { diff, reply })
-            }
-            Err(error) => Err(MutationError::Unserializable {
-                store: S::NAME,
-                mutation: name.to_owned(),
-                reason: error.to_string(),
-            }),
-        }
-    }
-}
-
-impl<S: Diff> Drop for Transaction<'_, S> {
-    fn drop(&mut self) {
-        if let Some(mark) = self.mark.take() {
-            // The state goes back; what the mutation made is dropped on the way.
-            crate::diff::mark::roll_back(self.state, mark);
-        }
+        Err(error) => Err(MutationError::Unserializable {
+            store: S::NAME,
+            mutation: name.to_owned(),
+            reason: error.to_string(),
+        }),
     }
 }
 
@@ -294,7 +265,7 @@ impl<S: Mutations> Instance<S> {
                     S::NAME
                 ))
             });
-            transaction.settle(name, outcome)
+            settle(transaction, name, outcome)
         }));
         result.unwrap_or_else(|_panic| Err(panicked::<S>(name)))
     }
@@ -338,7 +309,7 @@ impl<S: Mutations> Instance<S> {
                 });
             }
         };
-        std::panic::catch_unwind(AssertUnwindSafe(|| transaction.settle(name, outcome)))
+        std::panic::catch_unwind(AssertUnwindSafe(|| settle(transaction, name, outcome)))
             .unwrap_or_else(|_panic| Err(panicked::<S>(name)))
     }
 }

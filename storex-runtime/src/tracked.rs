@@ -80,6 +80,10 @@ impl<C> Home<C> {
     }
 }
 
+/// Why the way back of a tracked collection cannot be computed: it was moved out of the state
+/// for good, so its old content was never handed back.
+const GONE: &str = "a tracked collection was moved out of the state, so its old content is unknown";
+
 /// Logs an error for a rollback that found a tracked collection gone for good.
 fn lost(kind: &str) {
     tracing::error!(

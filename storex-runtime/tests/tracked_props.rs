@@ -15,12 +15,12 @@
 use std::panic::AssertUnwindSafe;
 
 use proptest::prelude::*;
-use serde::Serialize;
-use storex::diff::mark::{changes_since, roll_back};
-use storex::diff::{apply, diff, Diff, PathSegment};
+use serde::{Deserialize, Serialize};
+use storex::diff::mark::{changes_back, changes_since, roll_back};
+use storex::diff::{apply, apply_to, diff, transact, Diff, PathSegment, TransactError};
 use storex::{Change, List, Map};
 
-#[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, storex::Diff)]
 struct Item {
     id: u32,
     title: String,
@@ -29,13 +29,13 @@ struct Item {
     score: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, storex::Diff)]
 struct Board {
     name: String,
     cards: List<Item>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, storex::Diff)]
 #[serde(rename_all = "camelCase")]
 struct State {
     title: String,
@@ -298,6 +298,12 @@ fn check_commit(state: &mut State, ops: &[Op]) -> Result<(), TestCaseError> {
         patched.to_string(),
         serde_json::to_value(&*state).unwrap().to_string()
     );
+    // The way back: the structural diff from the new state to the old one, and it leads there.
+    let back = changes_back(&*state, &mark).unwrap();
+    prop_assert_eq!(normalized(&back), normalized(&diff(&*state, &before).unwrap()));
+    let mut unpatched = serde_json::to_value(&*state).unwrap();
+    apply(&mut unpatched, &back).map_err(|error| TestCaseError::fail(error.to_string()))?;
+    prop_assert_eq!(unpatched.to_string(), serde_json::to_value(&before).unwrap().to_string());
     state.commit(mark);
     Ok(())
 }
@@ -356,6 +362,61 @@ proptest! {
         check_rollback(&mut state, &ops, panic_at)?;
         // The state goes on working after a rollback.
         check_commit(&mut state, &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `transact` inside a transaction (as inside a mutation): the inner one commits or rolls
+    /// back on its own, and the outer one still diffs and rolls back from where it began.
+    #[test]
+    fn a_transaction_inside_another_one(
+        mut state in state(),
+        first in prop::collection::vec(op(), 0..6),
+        inner in prop::collection::vec(op(), 0..8),
+        inner_fails in any::<bool>(),
+        last in prop::collection::vec(op(), 0..6),
+        outer_fails in any::<bool>(),
+    ) {
+        let before = state.clone();
+        let mark = state.begin();
+        for op in &first {
+            run(&mut state, op);
+        }
+        let before_inner = state.clone();
+        let done = transact(&mut state, |state| {
+            for op in &inner {
+                run(state, op);
+            }
+            if inner_fails { Err("refused") } else { Ok(()) }
+        });
+        match done {
+            Err(TransactError::Refused(_)) => prop_assert_eq!(&state, &before_inner),
+            Err(error) => return Err(TestCaseError::fail(error.to_string())),
+            Ok(done) => {
+                prop_assert_eq!(normalized(&done.diff), normalized(&diff(&before_inner, &state).unwrap()));
+                // `apply_to` goes through JSON: the hidden field comes back empty, so the
+                // JSON is compared.
+                let mut undone = state.clone();
+                apply_to(&mut undone, &done.undo).map_err(|error| TestCaseError::fail(error.to_string()))?;
+                prop_assert_eq!(
+                    serde_json::to_value(&undone).unwrap(),
+                    serde_json::to_value(&before_inner).unwrap()
+                );
+            }
+        }
+        for op in &last {
+            run(&mut state, op);
+        }
+        if outer_fails {
+            roll_back(&mut state, mark);
+            prop_assert_eq!(&state, &before);
+        } else {
+            let emitted = changes_since(&state, &mark).unwrap();
+            prop_assert_eq!(normalized(&emitted), normalized(&diff(&before, &state).unwrap()));
+            state.commit(mark);
+        }
     }
 }
 
@@ -442,3 +503,4 @@ fn a_list_moved_out_of_the_state_for_good_is_not_restored_and_the_field_is_left_
     roll_back(&mut state, mark);
     assert!(state.items.is_empty());
 }
+

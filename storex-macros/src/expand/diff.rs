@@ -55,6 +55,7 @@ fn tracking(input: &Input<'_>) -> TokenStream {
     let mut begins = Vec::new();
     let mut since = Vec::new();
     let mut settle = Vec::new();
+    let mut back = Vec::new();
     let mut undo = Vec::new();
     let mut restore = Vec::new();
     let mut commit = Vec::new();
@@ -75,6 +76,10 @@ fn tracking(input: &Input<'_>) -> TokenStream {
                 since.push(quote! {
                     changes.at_key(#key, |changes| #field_since);
                 });
+                let field_back = quote_spanned!(span=> <#ty as #p::Diff>::changes_back(&self.#member, #var, changes));
+                back.push(quote! {
+                    changes.at_key(#key, |changes| #field_back);
+                });
                 settle.push(quote_spanned!(span=> <#ty as #p::Diff>::settle(&self.#member, #var);));
                 undo.push(quote_spanned!(span=> <#ty as #p::Diff>::undo(&mut self.#member, #var);));
                 restore.push(quote_spanned!(span=> <#ty as #p::Diff>::restore(&mut self.#member, #var);));
@@ -93,8 +98,15 @@ fn tracking(input: &Input<'_>) -> TokenStream {
                             changes.at_key(#key, |changes| #field_since);
                         }
                     });
+                    let field_back = quote_spanned!(span=> #p::replace_whole::<#ty>(&self.#member, old, changes));
+                    back.push(quote! {
+                        if let ::core::option::Option::Some(old) = #var {
+                            changes.at_key(#key, |changes| #field_back);
+                        }
+                    });
                 } else {
                     since.push(quote!(let _ = #var;));
+                    back.push(quote!(let _ = #var;));
                 }
                 settle.push(quote!(let _ = #var;));
                 undo.push(quote! {
@@ -138,6 +150,17 @@ fn tracking(input: &Input<'_>) -> TokenStream {
                 return #p::changes_since_copy(self, mark, changes);
             };
             #(#since)*
+        }
+
+        fn changes_back<'__storex>(
+            &'__storex self,
+            mark: &'__storex #p::Mark<Self>,
+            changes: &mut #p::Changes<'__storex>,
+        ) {
+            let ::core::option::Option::Some(#pattern) = mark.record::<#record>() else {
+                return #p::changes_back_copy(self, mark, changes);
+            };
+            #(#back)*
         }
 
         fn undo(&mut self, mark: &mut #p::Mark<Self>) {

@@ -10,7 +10,7 @@
 use std::any::Any;
 use std::fmt;
 
-use super::{Changes, Diff};
+use super::{Change, Changes, Diff};
 
 /// What a transaction keeps of a value of type `T` while a mutation runs: a copy of it, or
 /// what the value's own tracking needs (see [`Diff::begin`]).
@@ -95,6 +95,14 @@ pub fn changes_since_copy<'a, T: Diff>(value: &'a T, mark: &'a Mark<T>, changes:
     }
 }
 
+/// What [`Diff::changes_back`] does for a copy: compare the value with it.
+pub fn changes_back_copy<'a, T: Diff>(value: &'a T, mark: &'a Mark<T>, changes: &mut Changes<'a>) {
+    match mark.copied() {
+        Some(old) => value.diff(old, changes),
+        None => changes.fail("the value as it was is not kept, so the way back is unknown"),
+    }
+}
+
 /// What [`Diff::undo`] does for a copy: put it back (the value the mutation made is dropped
 /// here, which lets any tracked collection it holds hand its own content back).
 pub fn undo_copy<T>(value: &mut T, mark: &mut Mark<T>) {
@@ -103,10 +111,16 @@ pub fn undo_copy<T>(value: &mut T, mark: &mut Mark<T>) {
     }
 }
 
-/// Begins a transaction on `value`: the function the generated code calls for every field.
-#[inline]
-pub fn begin<T: Diff + Clone>(value: &mut T) -> Mark<T> {
-    value.begin()
+/// The changes back to the value at `mark` (an undo): [`Diff::settle`], then
+/// [`Diff::changes_back`].
+pub fn changes_back<T: Diff>(
+    value: &T,
+    mark: &Mark<T>,
+) -> Result<Vec<super::Change>, serde_json::Error> {
+    value.settle(mark);
+    let mut changes = Changes::new();
+    value.changes_back(mark, &mut changes);
+    changes.finish()
 }
 
 /// Runs a rollback's two steps on `value`: [`Diff::undo`], then [`Diff::restore`].
@@ -125,4 +139,141 @@ pub fn changes_since<T: Diff>(
     let mut changes = Changes::new();
     value.changes_since(mark, &mut changes);
     changes.finish()
+}
+
+/// A value in a transaction: what the mutation writes goes to `state`, and unless
+/// [`commit`](Transaction::commit) is called, dropping the transaction (an error, a panic
+/// unwinding through it, a cancelled future) puts the value back as it was.
+pub(crate) struct Transaction<'s, T: Diff> {
+    pub(crate) state: &'s mut T,
+    mark: Option<Mark<T>>,
+}
+
+impl<'s, T: Diff + Clone> Transaction<'s, T> {
+    /// Marks `state` ([`Diff::begin`]). A panicking `Clone` leaves the state untouched and
+    /// unwinds from here.
+    pub(crate) fn begin(state: &'s mut T) -> Self {
+        let mark = state.begin();
+        Transaction {
+            state,
+            mark: Some(mark),
+        }
+    }
+}
+
+impl<T: Diff> Transaction<'_, T> {
+    /// The changes since the transaction began. The mark stays in the transaction meanwhile, so
+    /// a panic in a `Serialize` or `Diff` impl rolls back.
+    pub(crate) fn changes(&self) -> Result<Vec<Change>, serde_json::Error> {
+        match &self.mark {
+            Some(mark) => changes_since(&*self.state, mark),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The changes back to the value as it was when the transaction began.
+    pub(crate) fn changes_back(&self) -> Result<Vec<Change>, serde_json::Error> {
+        match &self.mark {
+            Some(mark) => changes_back(&*self.state, mark),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The changes stand.
+    pub(crate) fn commit(mut self) {
+        if let Some(mark) = self.mark.take() {
+            self.state.commit(mark);
+        }
+    }
+}
+
+impl<T: Diff> Drop for Transaction<'_, T> {
+    fn drop(&mut self) {
+        if let Some(mark) = self.mark.take() {
+            // The value goes back; what the mutation made is dropped on the way.
+            roll_back(self.state, mark);
+        }
+    }
+}
+
+/// A change [`transact`] made: what the closure returned, the diff, and the way back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transacted<R> {
+    /// What the closure returned.
+    pub value: R,
+    /// The changes from the value before to the value after (what a client applies).
+    pub diff: Vec<Change>,
+    /// The changes from the value after back to the value before: apply them with
+    /// [`apply_to`](super::apply_to) to undo the change.
+    pub undo: Vec<Change>,
+}
+
+/// Why [`transact`] left the value as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransactError<E> {
+    /// The closure returned this error.
+    #[error("{0}")]
+    Refused(E),
+    /// The value could not be serialized into its diff.
+    #[error("the changed value cannot be serialized: {0}")]
+    Unserializable(#[source] serde_json::Error),
+}
+
+/// Runs `change` on `value` as a transaction, as the runtime runs a mutation: when it returns
+/// an error (or panics, which unwinds from here), `value` is put back as it was; when it
+/// succeeds, the result says what changed and how to go back. It costs what the change
+/// touched when `value` holds tracked collections ([`List`](crate::List),
+/// [`Map`](crate::Map)), and a copy of `value` otherwise.
+///
+/// Inside a mutation, on part of the store's state, the tracked collections it reaches are
+/// copied (a transaction inside another one); elsewhere (state shared outside the store, a
+/// test) it records only what the change writes.
+///
+/// ```
+/// use storex::diff::{apply_to, transact, TransactError};
+/// use storex::List;
+///
+/// let mut list: List<i32> = vec![1, 2, 3].into();
+/// let done = transact(&mut list, |list| -> Result<(), String> {
+///     list[0] = 10;
+///     list.push(4);
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert_eq!(serde_json::to_string(&done.diff).unwrap(), r#"[{"a":"u","p":[0],"t":10},{"a":"i","p":[3],"t":4}]"#);
+///
+/// // Refused: the list is as it was.
+/// let refused = transact(&mut list, |list| {
+///     list.clear();
+///     Err("no")
+/// });
+/// assert!(matches!(refused, Err(TransactError::Refused("no"))));
+/// assert_eq!(list, [10, 2, 3, 4]);
+///
+/// // Undone: the way back, applied.
+/// apply_to(&mut list, &done.undo).unwrap();
+/// assert_eq!(list, [1, 2, 3]);
+/// ```
+pub fn transact<T, R, E>(
+    value: &mut T,
+    change: impl FnOnce(&mut T) -> Result<R, E>,
+) -> Result<Transacted<R>, TransactError<E>>
+where
+    T: Diff + Clone,
+{
+    let transaction = Transaction::begin(value);
+    let result = change(&mut *transaction.state).map_err(TransactError::Refused)?;
+    let diff = transaction
+        .changes()
+        .map_err(TransactError::Unserializable)?;
+    let undo = transaction
+        .changes_back()
+        .map_err(TransactError::Unserializable)?;
+    transaction.commit();
+    Ok(Transacted {
+        value: result,
+        diff,
+        undo,
+    })
 }

@@ -1,5 +1,7 @@
 //! The client's patch algorithm (PROTOCOL.md), used by tests and by anyone checking a diff.
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::{Change, PathSegment};
@@ -34,6 +36,41 @@ pub fn apply(state: &mut Value, changes: &[Change]) -> Result<(), PatchError> {
     for change in changes {
         apply_one(state, change)?;
     }
+    Ok(())
+}
+
+/// Why [`apply_to`] could not apply changes to a typed value; the value is as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The value could not be serialized.
+    #[error("the value cannot be serialized: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// The changes do not fit the value's JSON.
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    /// The changed JSON is not a value of the type.
+    #[error("the changed value does not read back: {0}")]
+    Deserialize(#[source] serde_json::Error),
+}
+
+/// Applies `changes` to a typed value, as [`apply`] does to its JSON (the value goes to JSON
+/// and back, so this costs the whole value). What an undo runs with
+/// [`Transacted::undo`](super::Transacted::undo). On error, `value` is unchanged.
+///
+/// ```
+/// let mut todos = vec!["milk".to_owned()];
+/// let changes = storex::diff::diff(&todos, &vec!["milk".to_owned(), "bread".to_owned()]).unwrap();
+/// storex::diff::apply_to(&mut todos, &changes).unwrap();
+/// assert_eq!(todos, ["milk", "bread"]);
+/// ```
+pub fn apply_to<T: Serialize + DeserializeOwned>(
+    value: &mut T,
+    changes: &[Change],
+) -> Result<(), ApplyError> {
+    let mut json = serde_json::to_value(&*value).map_err(ApplyError::Serialize)?;
+    apply(&mut json, changes)?;
+    *value = T::deserialize(json).map_err(ApplyError::Deserialize)?;
     Ok(())
 }
 

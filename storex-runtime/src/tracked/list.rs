@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{lost, Home};
-use crate::diff::mark::{changes_since_copy, undo_copy};
+use super::{lost, Home, GONE};
+use crate::diff::mark::{changes_back_copy, changes_since_copy, undo_copy};
 use crate::diff::{Changes, Diff, Mark};
 
 /// A `Vec` for store state whose mutations cost what they change: while a mutation runs it
@@ -52,6 +52,14 @@ struct ListMark<T> {
     home: Arc<Home<Vec<T>>>,
     /// The rollback found another list in the field: it takes its content from `home`.
     replaced: bool,
+}
+
+/// The record of a transaction inside another one (`transact` on part of a state in a
+/// mutation): a copy of the content, and the outer transaction's home, to tell whether the
+/// collection in the field is still the one the outer log belongs to.
+struct Inner<T> {
+    copy: Vec<T>,
+    outer: Arc<Home<Vec<T>>>,
 }
 
 impl<T> Drop for ListMark<T> {
@@ -121,6 +129,26 @@ impl<T> Log<T> {
             changes.at_index(index, |changes| changes.insert(item));
         }
         for index in (common..self.old_len).rev() {
+            changes.at_index(index, Changes::delete);
+        }
+    }
+}
+
+impl<T: Diff> Log<T> {
+    /// The changes from `items` back to the list when the mutation began: the inverse of
+    /// [`Log::changes`], as `[T]`'s diff from `items` to the old list gives them.
+    fn changes_back<'a>(&'a self, items: &'a [T], changes: &mut Changes<'a>) {
+        if let Some(whole) = &self.whole {
+            return items.diff(whole.as_slice(), changes);
+        }
+        let common = items.len().min(self.old_len);
+        for (&index, old) in self.saved.range(..common) {
+            changes.at_index(index, |changes| items[index].diff(old, changes));
+        }
+        for (index, old) in self.saved.range(common..self.old_len) {
+            changes.at_index(*index, |changes| changes.insert(old));
+        }
+        for index in (self.old_len..items.len()).rev() {
             changes.at_index(index, Changes::delete);
         }
     }
@@ -536,6 +564,16 @@ impl<T: Diff + Clone + Send + 'static> Diff for List<T> {
     const TRACKED: bool = true;
 
     fn begin(&mut self) -> Mark<Self> {
+        if self.log.as_ref().is_some_and(|log| !log.home.is_closed()) {
+            // A transaction inside another one (`transact` on part of a state in a
+            // mutation): a copy, and the outer log goes on recording.
+            if let Some(log) = &self.log {
+                return Mark::tracked(Inner {
+                    copy: self.items.clone(),
+                    outer: log.home.clone(),
+                });
+            }
+        }
         let home = Home::new();
         self.log = Some(Box::new(Log {
             home: home.clone(),
@@ -550,11 +588,17 @@ impl<T: Diff + Clone + Send + 'static> Diff for List<T> {
     }
 
     fn settle(&self, mark: &Mark<Self>) {
-        let Some(record) = mark.record::<ListMark<T>>() else {
+        // The home this field's collection should log to; a collection logging elsewhere came
+        // from another field and leaves a copy of its old content for the field it left.
+        let expected = if let Some(record) = mark.record::<ListMark<T>>() {
+            &record.home
+        } else if let Some(inner) = mark.record::<Inner<T>>() {
+            &inner.outer
+        } else {
             return;
         };
         match &self.log {
-            Some(log) if !Arc::ptr_eq(&log.home, &record.home) && !log.home.is_closed() => {
+            Some(log) if !Arc::ptr_eq(&log.home, expected) && !log.home.is_closed() => {
                 log.home.hand_over(log.original(&self.items));
             }
             _ => {}
@@ -562,6 +606,9 @@ impl<T: Diff + Clone + Send + 'static> Diff for List<T> {
     }
 
     fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
+        if let Some(inner) = mark.record::<Inner<T>>() {
+            return inner.copy.diff(&self.items, changes);
+        }
         let Some(record) = mark.record::<ListMark<T>>() else {
             return changes_since_copy(self, mark, changes);
         };
@@ -575,7 +622,37 @@ impl<T: Diff + Clone + Send + 'static> Diff for List<T> {
         }
     }
 
+    fn changes_back<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
+        if let Some(inner) = mark.record::<Inner<T>>() {
+            return self.items.diff(&inner.copy, changes);
+        }
+        let Some(record) = mark.record::<ListMark<T>>() else {
+            return changes_back_copy(self, mark, changes);
+        };
+        match &self.log {
+            Some(log) if Arc::ptr_eq(&log.home, &record.home) => {
+                log.changes_back(&self.items, changes)
+            }
+            _ => match record.home.cloned() {
+                Some(old) => changes.graft(crate::diff::diff(&*self.items, old.as_slice())),
+                None => changes.fail(GONE),
+            },
+        }
+    }
+
     fn undo(&mut self, mark: &mut Mark<Self>) {
+        if let Some(inner) = mark.record_mut::<Inner<T>>() {
+            let copy = std::mem::take(&mut inner.copy);
+            match &self.log {
+                // The collection the outer log belongs to: its content goes back, and the
+                // outer log, which saw every write, stays.
+                Some(log) if Arc::ptr_eq(&log.home, &inner.outer) => self.items = copy,
+                // Another one is in the field: it is dropped (handing its own content back to
+                // its own transaction) and the copy takes its place.
+                _ => *self = copy.into(),
+            }
+            return;
+        }
         let Some(record) = mark.record_mut::<ListMark<T>>() else {
             return undo_copy(self, mark);
         };
@@ -610,8 +687,17 @@ impl<T: Diff + Clone + Send + 'static> Diff for List<T> {
     }
 
     fn commit(&mut self, mark: Mark<Self>) {
-        self.log = None;
+        // A copy (a transaction inside another one) leaves the outer log recording; a mark of
+        // its own ends the log in the field, and any other one this transaction left behind.
         if let Some(record) = mark.into_record::<ListMark<T>>() {
+            // An outer transaction's log in the field (a collection moved here from a part of
+            // the state an outer transaction tracks) goes on; this one's or a stale one ends.
+            let ends = self.log.as_ref().is_some_and(|log| {
+                Arc::ptr_eq(&log.home, &record.home) || log.home.is_closed()
+            });
+            if ends {
+                self.log = None;
+            }
             record.home.close();
         }
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{lost, Home};
-use crate::diff::mark::{changes_since_copy, undo_copy};
+use super::{lost, Home, GONE};
+use crate::diff::mark::{changes_back_copy, changes_since_copy, undo_copy};
 use crate::diff::{Changes, Diff, DiffKey, Mark};
 
 /// A `HashMap` for store state whose mutations cost what they change: while a mutation runs it
@@ -55,6 +55,14 @@ struct MapMark<K, V> {
     home: Arc<Home<HashMap<K, V>>>,
     /// The rollback found another map in the field: it takes its content from `home`.
     replaced: bool,
+}
+
+/// The record of a transaction inside another one (`transact` on part of a state in a
+/// mutation): a copy of the content, and the outer transaction's home, to tell whether the
+/// collection in the field is still the one the outer log belongs to.
+struct Inner<K, V> {
+    copy: HashMap<K, V>,
+    outer: Arc<Home<HashMap<K, V>>>,
 }
 
 impl<K, V> Drop for MapMark<K, V> {
@@ -129,6 +137,29 @@ impl<K: Eq + Hash, V> Log<K, V> {
                 if let Some(new) = map.get(key) {
                     changes.at(key.segment(), |changes| changes.insert(new));
                 }
+            }
+        }
+    }
+}
+
+impl<K: DiffKey + Eq + Hash, V: Diff> Log<K, V> {
+    /// The changes from `map` back to the map when the mutation began: the keys there now
+    /// first (updated back or deleted), then the keys to put back, as `HashMap`'s diff from
+    /// `map` to the old map gives them.
+    fn changes_back<'a>(&'a self, map: &'a HashMap<K, V>, changes: &mut Changes<'a>) {
+        if let Some(whole) = &self.whole {
+            return map.diff(whole, changes);
+        }
+        for (key, old) in &self.saved {
+            let Some(new) = map.get(key) else { continue };
+            match old {
+                Some(old) => changes.at(key.segment(), |changes| new.diff(old, changes)),
+                None => changes.at(key.segment(), Changes::delete),
+            }
+        }
+        for (key, old) in &self.saved {
+            if let (Some(old), false) = (old, map.contains_key(key)) {
+                changes.at(key.segment(), |changes| changes.insert(old));
             }
         }
     }
@@ -451,6 +482,16 @@ where
     const TRACKED: bool = true;
 
     fn begin(&mut self) -> Mark<Self> {
+        if self.log.as_ref().is_some_and(|log| !log.home.is_closed()) {
+            // A transaction inside another one (`transact` on part of a state in a
+            // mutation): a copy, and the outer log goes on recording.
+            if let Some(log) = &self.log {
+                return Mark::tracked(Inner {
+                    copy: self.map.clone(),
+                    outer: log.home.clone(),
+                });
+            }
+        }
         let home = Home::new();
         self.log = Some(Box::new(Log {
             home: home.clone(),
@@ -465,11 +506,17 @@ where
     }
 
     fn settle(&self, mark: &Mark<Self>) {
-        let Some(record) = mark.record::<MapMark<K, V>>() else {
+        // The home this field's collection should log to; a collection logging elsewhere came
+        // from another field and leaves a copy of its old content for the field it left.
+        let expected = if let Some(record) = mark.record::<MapMark<K, V>>() {
+            &record.home
+        } else if let Some(inner) = mark.record::<Inner<K, V>>() {
+            &inner.outer
+        } else {
             return;
         };
         match &self.log {
-            Some(log) if !Arc::ptr_eq(&log.home, &record.home) && !log.home.is_closed() => {
+            Some(log) if !Arc::ptr_eq(&log.home, expected) && !log.home.is_closed() => {
                 log.home.hand_over(log.original(&self.map));
             }
             _ => {}
@@ -477,6 +524,9 @@ where
     }
 
     fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
+        if let Some(inner) = mark.record::<Inner<K, V>>() {
+            return inner.copy.diff(&self.map, changes);
+        }
         let Some(record) = mark.record::<MapMark<K, V>>() else {
             return changes_since_copy(self, mark, changes);
         };
@@ -490,7 +540,37 @@ where
         }
     }
 
+    fn changes_back<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
+        if let Some(inner) = mark.record::<Inner<K, V>>() {
+            return self.map.diff(&inner.copy, changes);
+        }
+        let Some(record) = mark.record::<MapMark<K, V>>() else {
+            return changes_back_copy(self, mark, changes);
+        };
+        match &self.log {
+            Some(log) if Arc::ptr_eq(&log.home, &record.home) => {
+                log.changes_back(&self.map, changes)
+            }
+            _ => match record.home.cloned() {
+                Some(old) => changes.graft(crate::diff::diff(&self.map, &old)),
+                None => changes.fail(GONE),
+            },
+        }
+    }
+
     fn undo(&mut self, mark: &mut Mark<Self>) {
+        if let Some(inner) = mark.record_mut::<Inner<K, V>>() {
+            let copy = std::mem::take(&mut inner.copy);
+            match &self.log {
+                // The collection the outer log belongs to: its content goes back, and the
+                // outer log, which saw every write, stays.
+                Some(log) if Arc::ptr_eq(&log.home, &inner.outer) => self.map = copy,
+                // Another one is in the field: it is dropped (handing its own content back to
+                // its own transaction) and the copy takes its place.
+                _ => *self = copy.into(),
+            }
+            return;
+        }
         let Some(record) = mark.record_mut::<MapMark<K, V>>() else {
             return undo_copy(self, mark);
         };
@@ -519,8 +599,17 @@ where
     }
 
     fn commit(&mut self, mark: Mark<Self>) {
-        self.log = None;
+        // A copy (a transaction inside another one) leaves the outer log recording; a mark of
+        // its own ends the log in the field, and any other one this transaction left behind.
         if let Some(record) = mark.into_record::<MapMark<K, V>>() {
+            // An outer transaction's log in the field (a collection moved here from a part of
+            // the state an outer transaction tracks) goes on; this one's or a stale one ends.
+            let ends = self.log.as_ref().is_some_and(|log| {
+                Arc::ptr_eq(&log.home, &record.home) || log.home.is_closed()
+            });
+            if ends {
+                self.log = None;
+            }
             record.home.close();
         }
     }
