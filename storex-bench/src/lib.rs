@@ -6,6 +6,8 @@
 //! - [`sessions`]: N idle joined sessions (resident memory per session, join rate) and the
 //!   fan-out of one server-side mutation to all of them, on one server or spread over several
 //!   cluster nodes.
+//! - [`sizes`]: round trips against a store of N rows, in a tracked `storex::List` and in a plain
+//!   `Vec`: what a mutation of one row costs as the store grows.
 //! - [`cluster`]: several nodes on one Redis (issue 11): a server-side mutation's latency to a
 //!   session on another node, and the nodes' backplane counters.
 //! - [`json_pairs`]: generated JSON states and edited pairs, shared by the fuzz and storex-runtime's
@@ -30,6 +32,7 @@ pub mod round_trip;
 pub mod server;
 pub mod services;
 pub mod sessions;
+pub mod sizes;
 pub mod soak;
 pub mod stats;
 

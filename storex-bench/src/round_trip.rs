@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -57,6 +57,9 @@ pub struct RoundTripReport {
     pub elapsed: Duration,
     /// From each request's send to its answer.
     pub latency: Percentiles,
+    /// What the [`CpuClock`] given to [`run_with_cpu`] counted from the moment every connection
+    /// had joined to the moment every connection had its last answer (before any closed).
+    pub cpu: Option<Duration>,
 }
 
 impl RoundTripReport {
@@ -89,6 +92,78 @@ pub fn storex_answer_len(mutations: u64) -> usize {
     .len()
 }
 
+/// A CPU clock in nanoseconds, e.g. the server process's ([`process_cpu_ns`]); `None` when it
+/// cannot be read.
+pub type CpuClock = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
+
+/// The CPU time the threads of process `pid` have run so far, in nanoseconds: the sum of the
+/// first field of `/proc/<pid>/task/*/schedstat` (threads that ended are not counted). `None`
+/// where it cannot be read.
+pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0_u64;
+    for task in tasks.flatten() {
+        // A thread may end between the listing and the read: it no longer counts.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// A [`CpuClock`] read when every connection of a measure has joined and again when every one
+/// has had its last answer: the CPU the measured part took.
+pub struct CpuWindow {
+    clock: CpuClock,
+    start: OnceLock<Option<u64>>,
+    end: OnceLock<Option<u64>>,
+    /// Every connection waits here after its last answer (or its error), before it closes.
+    done: tokio::sync::Barrier,
+}
+
+impl std::fmt::Debug for CpuWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuWindow")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CpuWindow {
+    /// A window over `connections` connections, or none without a clock.
+    pub fn new(clock: Option<CpuClock>, connections: usize) -> Option<Arc<Self>> {
+        clock.map(|clock| {
+            Arc::new(CpuWindow {
+                clock,
+                start: OnceLock::new(),
+                end: OnceLock::new(),
+                done: tokio::sync::Barrier::new(connections),
+            })
+        })
+    }
+
+    /// Called by the leader of the barrier every connection passes once joined.
+    pub fn started(&self) {
+        let _ = self.start.set((self.clock)());
+    }
+
+    /// Called by every connection after its last answer: the last one to come reads the clock.
+    pub async fn finished(&self) {
+        if self.done.wait().await.is_leader() {
+            let _ = self.end.set((self.clock)());
+        }
+    }
+
+    /// The CPU time between the two readings.
+    pub fn elapsed(&self) -> Option<Duration> {
+        let start = (*self.start.get()?)?;
+        let end = (*self.end.get()?)?;
+        Some(Duration::from_nanos(end.saturating_sub(start)))
+    }
+}
+
 struct Connection {
     answers: u64,
     started: Instant,
@@ -98,9 +173,19 @@ struct Connection {
 
 /// Runs one measure against `server`.
 pub async fn run(server: SocketAddr, measure: RoundTrip) -> Result<RoundTripReport, String> {
+    run_with_cpu(server, measure, None).await
+}
+
+/// [`run`], with the CPU time `clock` counts during the measured part in the report.
+pub async fn run_with_cpu(
+    server: SocketAddr,
+    measure: RoundTrip,
+    clock: Option<CpuClock>,
+) -> Result<RoundTripReport, String> {
     let barrier = Arc::new(Barrier::new(measure.connections));
+    let window = CpuWindow::new(clock, measure.connections);
     let tasks: Vec<_> = (0..measure.connections)
-        .map(|_| tokio::spawn(connection(server, measure, barrier.clone())))
+        .map(|_| tokio::spawn(connection(server, measure, barrier.clone(), window.clone())))
         .collect();
     let mut connections = Vec::with_capacity(tasks.len());
     let mut first_error = None;
@@ -135,6 +220,7 @@ pub async fn run(server: SocketAddr, measure: RoundTrip) -> Result<RoundTripRepo
         answers,
         elapsed,
         latency: Percentiles::of_nanos(&mut latencies),
+        cpu: window.and_then(|window| window.elapsed()),
     })
 }
 
@@ -142,6 +228,7 @@ async fn connection(
     server: SocketAddr,
     measure: RoundTrip,
     barrier: Arc<Barrier>,
+    window: Option<Arc<CpuWindow>>,
 ) -> Result<Connection, String> {
     let path = match measure.target {
         Target::Storex => "/storex".to_owned(),
@@ -156,13 +243,26 @@ async fn connection(
         Err(error) => Err(error.clone()),
     };
     // Everyone waits, even a connection that failed, so that the others are not stuck.
-    barrier.wait().await;
-    let mut socket = socket?;
-    let (session, state) = match joined? {
-        Some((session, state)) => (session, Some(state)),
-        None => (crate::server::FAKE_SESSION.to_owned(), None),
+    let leader = barrier.wait().await.is_leader();
+    if let (true, Some(window)) = (leader, &window) {
+        window.started();
+    }
+    let outcome = match (socket, joined) {
+        (Ok(mut socket), Ok(joined)) => {
+            let (session, state) = match joined {
+                Some((session, state)) => (session, Some(state)),
+                None => (crate::server::FAKE_SESSION.to_owned(), None),
+            };
+            let outcome = pipeline(&mut socket, measure, &session, state).await;
+            Ok((socket, outcome))
+        }
+        (Err(error), _) | (_, Err(error)) => Err(error),
     };
-    let outcome = pipeline(&mut socket, measure, &session, state).await;
+    // Everyone waits here too, a failed connection as well, when the CPU is read.
+    if let Some(window) = &window {
+        window.finished().await;
+    }
+    let (mut socket, outcome) = outcome?;
     let _ = socket.close(None).await;
     outcome
 }

@@ -6,6 +6,10 @@
 //! URL`), server-side mutations reach the sessions of every node. The keyed store [`Room`] and
 //! the routes under `/bench/cluster/` (any target, one-session requests, the backplane's
 //! counters) are what the cluster tests drive.
+//!
+//! The size measure's stores, [`Table`] and [`TableVec`] (`Bench.Table`, `Bench.TableVec`): N
+//! rows of five fields (N from the join's params), a `touch` mutation that changes one field of
+//! one row; the rows in a tracked [`storex::List`] in the first, in a plain `Vec` in the second.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,6 +49,120 @@ impl Counter {
     #[mutation("increase")]
     fn increase(&mut self) {
         self.counter += 1;
+    }
+}
+
+/// The name clients join the table of tracked rows by (`{"items": N}`).
+pub const TABLE_STORE: &str = "Bench.Table";
+
+/// The name clients join the same table in a plain `Vec` by (`{"items": N}`).
+pub const TABLE_VEC_STORE: &str = "Bench.TableVec";
+
+/// The most rows a table may be joined with: a client cannot make the server build more.
+pub const MAX_TABLE_ITEMS: u64 = 1_000_000;
+
+/// One row of the size measure's tables: five small fields, of which `touch` changes one.
+#[derive(storex::Diff, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Its position when the table was made.
+    pub id: u64,
+    /// `item <id>`.
+    pub title: String,
+    /// True for even ids.
+    pub done: bool,
+    /// One tag.
+    pub tags: Vec<String>,
+    /// How many times `touch` reached this row.
+    pub touches: u64,
+}
+
+impl Row {
+    /// The row at position `id` of a new table.
+    pub fn new(id: u64) -> Self {
+        Row {
+            id,
+            title: format!("item {id}"),
+            done: id.is_multiple_of(2),
+            tags: vec!["bench".to_owned()],
+            touches: 0,
+        }
+    }
+}
+
+/// The number of rows a table's join asks for: `{"items": N}`, N from 1 to [`MAX_TABLE_ITEMS`];
+/// anything else refuses the join with a sentence that says what to send.
+pub fn table_items(store: &str, params: &Params) -> Result<u64, String> {
+    let expected = format!(r#"join {store} with {{"items": N}}, N from 1 to {MAX_TABLE_ITEMS}"#);
+    let value = params
+        .value()
+        .get("items")
+        .ok_or_else(|| format!("{expected}: items is missing"))?;
+    value
+        .as_u64()
+        .filter(|items| (1..=MAX_TABLE_ITEMS).contains(items))
+        .ok_or_else(|| format!("{expected}, not {value}"))
+}
+
+/// The position `touch(index)` changes in a table of `len` rows: `index % len`.
+pub fn touched(index: u64, len: usize) -> usize {
+    // `len` is at most MAX_TABLE_ITEMS, so the remainder fits any usize.
+    usize::try_from(index % (len.max(1) as u64)).unwrap_or(0)
+}
+
+/// The size measure's store: N rows in a tracked [`storex::List`], so that a mutation's rollback
+/// mark and diff cost the rows it wrote, not the table. Joined with `{"items": N}`.
+#[derive(Store, Serialize, Clone, Debug)]
+#[store(name = "Bench.Table")]
+pub struct Table {
+    /// The rows, `Row::new(0)` to `Row::new(N - 1)` at the join.
+    pub items: storex::List<Row>,
+}
+
+#[storex::mutations]
+impl Table {
+    #[init]
+    fn init(params: &Params) -> Result<Self, String> {
+        let items = table_items(TABLE_STORE, params)?;
+        Ok(Table {
+            items: (0..items).map(Row::new).collect(),
+        })
+    }
+
+    /// Adds one to `touches` of row `index % len`: one field of one row changes.
+    #[mutation("touch")]
+    fn touch(&mut self, index: u64) {
+        let at = touched(index, self.items.len());
+        self.items[at].touches += 1;
+    }
+}
+
+/// [`Table`] with its rows in a plain `Vec`: every mutation copies the whole table for its
+/// rollback and diffs it whole, which is what the size measure shows beside the tracked list.
+/// Joined with `{"items": N}`.
+#[derive(Store, Serialize, Clone, Debug)]
+#[store(name = "Bench.TableVec")]
+pub struct TableVec {
+    /// The rows, `Row::new(0)` to `Row::new(N - 1)` at the join.
+    pub items: Vec<Row>,
+}
+
+#[storex::mutations]
+impl TableVec {
+    #[init]
+    fn init(params: &Params) -> Result<Self, String> {
+        let items = table_items(TABLE_VEC_STORE, params)?;
+        Ok(TableVec {
+            items: (0..items).map(Row::new).collect(),
+        })
+    }
+
+    /// Adds one to `touches` of row `index % len`, as [`Table`]'s `touch` does.
+    #[mutation("touch")]
+    fn touch(&mut self, index: u64) {
+        let at = touched(index, self.items.len());
+        if let Some(row) = self.items.get_mut(at) {
+            row.touches += 1;
+        }
     }
 }
 

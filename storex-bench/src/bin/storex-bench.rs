@@ -16,6 +16,9 @@
 //!              (and --concurrency, --sources and the server and client flags above)
 //! storex-bench --scenario durable [--connections 100] [--mutations 1000] [--depths 1,16]
 //!              [--rounds 5] (and the server and client flags above)
+//! storex-bench --scenario sizes [--sizes 100,10000,100000] [--connections 10] [--mutations 2000]
+//!              [--depths 1] [--rounds 5] [--vec-budget 2000000] (and the server and client
+//!              flags above)
 //! ```
 //!
 //! The soak (issue 10) is not part of `all`: see `storex_bench::soak` and docs/BENCHMARKS.md.
@@ -26,6 +29,13 @@
 //! Nor is `durable` (issue 11): round trips against a node whose sessions are durable in Redis
 //! (`STOREX_BENCH_DURABLE=1`: every change saved before its answer) and against the same node
 //! without durability, alternated, on one `redis-server` of its own.
+//! Nor is `sizes` ("Mutations that cost what they change"): round trips against a store of N
+//! rows for each N of `--sizes`, one `touch` (one field of one row) per mutation, the rows in a
+//! tracked `storex::List` (`Bench.Table`) and in a plain `Vec` (`Bench.TableVec`), with the
+//! counter as a reference, all alternated in one run on one server (see `storex_bench::sizes`).
+//! Each size's throughput is reported as a ratio to the smallest size's with the `List`, the
+//! median of the rounds' ratios. Every mutation of the `Vec` store copies and diffs every row, so
+//! it commits only `min(M, max(10, vec-budget / N))` mutations per connection.
 //! Nor is the fuzz (issue 10), which runs in this process (no server child; one worker per
 //! client thread): see `storex_bench::fuzz`. It exits with 1 on any failure.
 
@@ -33,13 +43,15 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use storex_bench::cluster::{self, LatencyReport};
 use storex_bench::fuzz::{self, Fuzz};
-use storex_bench::round_trip::{self, RoundTrip, RoundTripReport, Target};
+use storex_bench::round_trip::{self, CpuClock, RoundTrip, RoundTripReport, Target};
 use storex_bench::services::RedisServer;
 use storex_bench::sessions::{self, Sessions, SessionsReport};
+use storex_bench::sizes::{self, Table, TableRoundTrip};
 use storex_bench::soak::{self, Soak, SoakReport};
 use storex_bench::stats::{ms, Percentiles};
 
@@ -64,6 +76,10 @@ struct Options {
     fuzz_seed: u64,
     /// The cluster's cross-node latency: triggers per measure.
     samples: usize,
+    /// The size measure's table sizes (rows per store instance).
+    sizes: Vec<u64>,
+    /// The size measure's bound on the `Vec` store: rows copied per connection per measure.
+    vec_budget: u64,
 }
 
 fn parse() -> Result<Options, String> {
@@ -86,9 +102,13 @@ fn parse() -> Result<Options, String> {
         fuzz_inputs: 10_000_000,
         fuzz_seed: 1,
         samples: 1_000,
+        sizes: vec![100, 10_000, 100_000],
+        vec_budget: 2_000_000,
     };
     let mut soak_mutations = None;
     let mut rounds = None;
+    let mut connections = None;
+    let mut depths = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--no-fan-out" {
@@ -103,14 +123,30 @@ fn parse() -> Result<Options, String> {
         };
         match flag.as_str() {
             "--scenario" => options.scenario = value,
-            "--connections" => options.connections = number(&value)?,
+            "--connections" => connections = Some(number(&value)?),
             "--mutations" => {
                 options.mutations = number(&value)? as u64;
                 soak_mutations = Some(options.mutations);
             }
             "--depths" => {
-                options.depths = value.split(',').map(number).collect::<Result<_, _>>()?
+                depths = Some(
+                    value
+                        .split(',')
+                        .map(number)
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
             }
+            "--sizes" => {
+                options.sizes = value
+                    .split(',')
+                    .map(|size| number(size).map(|size| size as u64))
+                    .collect::<Result<_, _>>()?;
+                let max = storex_bench::server::MAX_TABLE_ITEMS;
+                if let Some(bad) = options.sizes.iter().find(|size| !(1..=max).contains(*size)) {
+                    return Err(format!("--sizes: from 1 to {max} rows, not {bad}"));
+                }
+            }
+            "--vec-budget" => options.vec_budget = number(&value)?.max(1) as u64,
             "--rounds" => rounds = Some(number(&value)?.max(1)),
             "--sessions" => options.sessions = number(&value)?,
             "--concurrency" => options.concurrency = number(&value)?,
@@ -152,11 +188,19 @@ fn parse() -> Result<Options, String> {
         "fuzz",
         "cluster",
         "durable",
+        "sizes",
     ];
     if !scenarios.contains(&options.scenario.as_str()) {
         return Err(format!("unknown scenario {}", options.scenario));
     }
     options.rounds = rounds.unwrap_or(if options.scenario == "cluster" { 3 } else { 5 });
+    // The size measure's own defaults: 10 connections × 2,000 mutations at depth 1.
+    let sizes = options.scenario == "sizes";
+    options.connections = connections.unwrap_or(if sizes { 10 } else { 100 });
+    options.depths = depths.unwrap_or(if sizes { vec![1] } else { vec![1, 16] });
+    if sizes && soak_mutations.is_none() {
+        options.mutations = 2_000;
+    }
     options.soak.mutations = soak_mutations.unwrap_or(options.soak.mutations);
     options.soak.sources = options.sources;
     options.soak.concurrency = options.concurrency;
@@ -441,6 +485,222 @@ async fn durable_round_trips(options: &Options) -> Result<(), String> {
             c.p99_ms.0,
             c.p99_ms.1,
         );
+    }
+    println!();
+    Ok(())
+}
+
+/// What one measure of the size scenario talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    /// `Bench.Counter`: the smallest store, the reference.
+    Counter,
+    /// A table store of this many rows.
+    Table(Table, u64),
+}
+
+/// One measure of the size scenario.
+struct SizedReport {
+    round: usize,
+    depth: usize,
+    what: Subject,
+    /// Mutations per connection.
+    mutations: u64,
+    throughput: f64,
+    latency: Percentiles,
+    /// The server's CPU time per mutation, in µs.
+    cpu_us: Option<f64>,
+}
+
+/// CPU time per answer, in µs.
+fn cpu_per(cpu: Option<Duration>, answers: u64) -> Option<f64> {
+    cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / answers.max(1) as f64)
+}
+
+fn cpu_text(cpu_us: Option<f64>) -> String {
+    cpu_us.map_or_else(|| "-".to_owned(), |us| format!("{us:.1} µs"))
+}
+
+/// The mutations per connection of a measure: `--mutations`, or for the `Vec` store, which copies
+/// and diffs every row per mutation, `min(M, max(10, vec-budget / N))`.
+fn sized_mutations(options: &Options, what: Subject) -> u64 {
+    match what {
+        Subject::Table(Table::Vec, items) => options
+            .mutations
+            .min((options.vec_budget / items.max(1)).max(10)),
+        _ => options.mutations,
+    }
+}
+
+/// Round trips against stores of N rows for each N of `--sizes`, a tracked `List` and a plain
+/// `Vec` at each, and the counter as a reference, all on one server and alternated (the order of
+/// the measures reversed every other round); each size's throughput as a ratio to the smallest
+/// size's with the `List`, the median of the rounds' ratios.
+async fn sizes_scenario(options: &Options) -> Result<(), String> {
+    let server = Server::start(options)?;
+    let pid = server.child.id();
+    let clocks = || -> Option<CpuClock> { Some(Arc::new(move || round_trip::process_cpu_ns(pid))) };
+    let mut sizes = options.sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let Some(&baseline) = sizes.first() else {
+        return Err("--sizes: no size".into());
+    };
+    let mut order = vec![Subject::Counter];
+    for &items in &sizes {
+        order.push(Subject::Table(Table::List, items));
+        order.push(Subject::Table(Table::Vec, items));
+    }
+    println!(
+        "## Store sizes: {} connections × {} `touch` mutations (one field of one row each), depths {:?}, rows {}, `List` vs `Vec` vs the counter, alternated, {} rounds",
+        options.connections,
+        options.mutations,
+        options.depths,
+        sizes
+            .iter()
+            .map(|size| size.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        options.rounds
+    );
+    println!();
+    println!(
+        "Every mutation of the `Vec` store copies and diffs every row, so it commits min({}, max(10, {} / rows)) mutations per connection (`--vec-budget`, rows copied per connection per measure): {}.",
+        options.mutations,
+        options.vec_budget,
+        sizes
+            .iter()
+            .map(|&items| format!(
+                "{} at {items} rows",
+                sized_mutations(options, Subject::Table(Table::Vec, items))
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!();
+    println!("The server's CPU per mutation is its threads' CPU time (`/proc/<pid>/task/*/schedstat`) from the moment every connection had joined to the moment every one had its last answer, over the answers.");
+    println!();
+    println!("| round | depth | rows | store | mutations per connection | mutations/s | p50 | p99 | max | server CPU per mutation | joins (not measured) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut reports: Vec<SizedReport> = Vec::new();
+    for round in 1..=options.rounds {
+        for &depth in &options.depths {
+            let mut measures = order.clone();
+            if round.is_multiple_of(2) {
+                measures.reverse();
+            }
+            for what in measures {
+                let mutations = sized_mutations(options, what);
+                let (rows, store, throughput, latency, joins, cpu) = match what {
+                    Subject::Counter => {
+                        let measure = RoundTrip {
+                            target: Target::Storex,
+                            connections: options.connections,
+                            mutations,
+                            depth,
+                        };
+                        let report =
+                            round_trip::run_with_cpu(server.addr, measure, clocks()).await?;
+                        let rows = "1 field".to_owned();
+                        let cpu = cpu_per(report.cpu, report.answers);
+                        (
+                            rows,
+                            "Counter",
+                            report.throughput(),
+                            report.latency,
+                            None,
+                            cpu,
+                        )
+                    }
+                    Subject::Table(table, items) => {
+                        let measure = TableRoundTrip {
+                            table,
+                            items,
+                            connections: options.connections,
+                            mutations,
+                            depth,
+                        };
+                        let report = sizes::run(server.addr, measure, clocks()).await?;
+                        (
+                            items.to_string(),
+                            table.name(),
+                            report.throughput(),
+                            report.latency,
+                            Some(report.joins),
+                            cpu_per(report.cpu, report.answers),
+                        )
+                    }
+                };
+                println!(
+                    "| {round} | {depth} | {rows} | {store} | {mutations} | {throughput:.0} | {} | {} | {} | {} | {} |",
+                    ms(latency.p50),
+                    ms(latency.p99),
+                    ms(latency.max),
+                    cpu_text(cpu),
+                    joins.map_or_else(|| "-".to_owned(), ms),
+                );
+                reports.push(SizedReport {
+                    round,
+                    depth,
+                    what,
+                    mutations,
+                    throughput,
+                    latency,
+                    cpu_us: cpu,
+                });
+            }
+        }
+    }
+    println!();
+    println!(
+        "| depth | rows | store | mutations per connection | mutations/s | p50 | p99 | server CPU per mutation | throughput / `List` at {baseline} rows (median of the rounds' ratios) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &depth in &options.depths {
+        let base = Subject::Table(Table::List, baseline);
+        let of = |what: Subject| -> Vec<&SizedReport> {
+            reports
+                .iter()
+                .filter(|r| r.depth == depth && r.what == what)
+                .collect()
+        };
+        let bases = of(base);
+        for &what in &order {
+            let rows = of(what);
+            let Some(first) = rows.first() else {
+                continue;
+            };
+            let ratio = median(
+                rows.iter()
+                    .filter_map(|r| {
+                        let base = bases.iter().find(|b| b.round == r.round)?;
+                        Some(r.throughput / base.throughput.max(1e-9))
+                    })
+                    .collect(),
+            );
+            let latency = |of: fn(&Percentiles) -> Duration| {
+                median(
+                    rows.iter()
+                        .map(|r| of(&r.latency).as_secs_f64() * 1e3)
+                        .collect(),
+                )
+            };
+            let (rows_name, store) = match what {
+                Subject::Counter => ("1 field (reference)".to_owned(), "Counter"),
+                Subject::Table(table, items) => (items.to_string(), table.name()),
+            };
+            let cpus: Vec<f64> = rows.iter().filter_map(|r| r.cpu_us).collect();
+            let cpu = (!cpus.is_empty()).then(|| median(cpus));
+            println!(
+                "| {depth} | {rows_name} | {store} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0} % |",
+                first.mutations,
+                median(rows.iter().map(|r| r.throughput).collect()),
+                latency(|p| p.p50),
+                latency(|p| p.p99),
+                cpu_text(cpu),
+                ratio * 100.0
+            );
+        }
     }
     println!();
     Ok(())
@@ -742,6 +1002,9 @@ fn main() {
         }
         if options.scenario == "durable" {
             return durable_round_trips(&options).await;
+        }
+        if options.scenario == "sizes" {
+            return sizes_scenario(&options).await;
         }
         if options.scenario != "sessions" {
             round_trips(&options).await?;
