@@ -13,18 +13,29 @@
 //!   committing tab itself, or a tab a later sync already refreshed) gets an empty diff, and the
 //!   runtime sends no push for an empty diff. So the committing tab never applies a change twice,
 //!   and every tab ends at the latest list whatever order the syncs run in.
+//!
+//! # Undo
+//! Every change runs on the shared list as a transaction ([`storex::diff::transact`]): its
+//! items are a tracked [`storex::List`], so the change costs what it touched, and the
+//! transaction says how to go back. The way back of each user's last changes is kept (at most
+//! [`MAX_UNDO`]); `undo` applies the latest one ([`storex::diff::apply_to`]) and syncs the tabs
+//! as any change does. `undoable` in the state says how many changes can be undone, so every tab
+//! enables its Undo button alike.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-use storex::{Diff, Extensions, Hub, Init, Params, Session, Store};
+use serde::{Deserialize, Serialize};
+use storex::diff::{apply_to, transact, TransactError};
+use storex::{Change, Diff, Extensions, Hub, Init, List, Params, Session, Store};
 use storex_examples::{clean_text, run, Example};
 
 /// Longest title, and most items in one list: a client cannot grow the server's memory at will.
 const MAX_TITLE: usize = 200;
 const MAX_ITEMS: usize = 500;
+/// How many changes of one user can be undone.
+const MAX_UNDO: usize = 50;
 
 #[derive(Store, Serialize, Clone, Debug)]
 #[store(name = "ExampleApp.Store.Todo")]
@@ -34,17 +45,19 @@ pub struct Todo {
 }
 
 /// One user's list: nested in the state so that its diff paths read `["list", "items", 2, "done"]`.
-#[derive(Diff, Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Diff, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct TodoList {
-    items: Vec<Item>,
+    items: List<Item>,
     /// How many items are not done yet.
     open: usize,
     /// Bumped by every change: how many changes the list has seen.
     revision: u64,
     next_id: u64,
+    /// How many of the user's changes can be undone.
+    undoable: usize,
 }
 
-#[derive(Diff, Serialize, Clone, Debug, PartialEq)]
+#[derive(Diff, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Item {
     id: u64,
     title: String,
@@ -66,11 +79,17 @@ impl TodoList {
         Ok(())
     }
 
-    fn item(&mut self, id: u64) -> Result<&mut Item, String> {
+    fn position(&self, id: u64) -> Result<usize, String> {
         self.items
-            .iter_mut()
-            .find(|item| item.id == id)
+            .iter()
+            .position(|item| item.id == id)
             .ok_or_else(|| format!("There is no todo with id {id}."))
+    }
+
+    /// The item `id`, to write: the list keeps its old value, and only its.
+    fn item(&mut self, id: u64) -> Result<&mut Item, String> {
+        let index = self.position(id)?;
+        Ok(&mut self.items[index])
     }
 
     fn toggle(&mut self, id: u64) -> Result<(), String> {
@@ -86,11 +105,7 @@ impl TodoList {
     }
 
     fn remove(&mut self, id: u64) -> Result<(), String> {
-        let index = self
-            .items
-            .iter()
-            .position(|item| item.id == id)
-            .ok_or_else(|| format!("There is no todo with id {id}."))?;
+        let index = self.position(id)?;
         self.items.remove(index);
         Ok(())
     }
@@ -100,7 +115,23 @@ impl TodoList {
 #[derive(Debug)]
 struct Lists {
     hub: Hub,
-    by_user: Mutex<HashMap<String, TodoList>>,
+    by_user: Mutex<HashMap<String, Shared>>,
+}
+
+/// One user's list and the way back of their last changes, latest last.
+#[derive(Debug, Default)]
+struct Shared {
+    list: TodoList,
+    undo: Vec<Vec<Change>>,
+}
+
+impl Shared {
+    /// After a change or an undo: a new revision, and how many changes can be undone.
+    fn changed(&mut self) -> TodoList {
+        self.list.revision += 1;
+        self.list.undoable = self.undo.len();
+        self.list.clone()
+    }
 }
 
 impl Lists {
@@ -110,26 +141,47 @@ impl Lists {
             .ok_or_else(|| "The todo lists are not available on this server.".to_owned())
     }
 
-    /// Runs `change` on `user`'s shared list; on success bumps its revision and returns a copy.
+    /// Runs `change` on `user`'s shared list as a transaction: refused, it leaves the list
+    /// exactly as it was; done, its way back is kept for `undo`. Returns a copy of the list.
     fn change(
         &self,
         user: &str,
         change: impl FnOnce(&mut TodoList) -> Result<(), String>,
     ) -> Result<TodoList, String> {
         let mut by_user = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
-        let list = by_user.entry(user.to_owned()).or_default();
-        // Work on a copy: a refused change leaves the shared list exactly as it was.
-        let mut changed = list.clone();
-        change(&mut changed)?;
-        changed.open = changed.items.iter().filter(|item| !item.done).count();
-        changed.revision += 1;
-        *list = changed.clone();
-        Ok(changed)
+        let shared = by_user.entry(user.to_owned()).or_default();
+        let done = transact(&mut shared.list, |list| {
+            change(list)?;
+            list.open = list.items.iter().filter(|item| !item.done).count();
+            Ok(())
+        })
+        .map_err(|error| match error {
+            TransactError::Refused(message) => message,
+            error => format!("The list could not be changed: {error}"),
+        })?;
+        if shared.undo.len() == MAX_UNDO {
+            shared.undo.remove(0);
+        }
+        shared.undo.push(done.undo);
+        Ok(shared.changed())
+    }
+
+    /// Puts `user`'s list back as it was before their last change still kept.
+    fn undo(&self, user: &str) -> Result<TodoList, String> {
+        let mut by_user = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = by_user.entry(user.to_owned()).or_default();
+        let back = shared.undo.pop().ok_or("Nothing to undo.")?;
+        apply_to(&mut shared.list, &back)
+            .map_err(|error| format!("The last change cannot be undone: {error}"))?;
+        Ok(shared.changed())
     }
 
     fn get(&self, user: &str) -> TodoList {
         let by_user = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
-        by_user.get(user).cloned().unwrap_or_default()
+        by_user
+            .get(user)
+            .map(|shared| shared.list.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -170,6 +222,12 @@ impl Todo {
         self.change(session, |list| list.remove(id))
     }
 
+    /// Reverts the user's last change (of any of their tabs).
+    #[mutation("undo")]
+    fn undo(&mut self, session: &Session) -> Result<(), String> {
+        self.share(session, |lists, user| lists.undo(user))
+    }
+
     /// Pushed by the server to every tab of the user after a change (see the module's doc).
     #[mutation("sync")]
     fn sync(&mut self, session: &Session) -> Result<(), String> {
@@ -184,8 +242,18 @@ impl Todo {
         session: &Session,
         change: impl FnOnce(&mut TodoList) -> Result<(), String>,
     ) -> Result<(), String> {
+        self.share(session, |lists, user| lists.change(user, change))
+    }
+
+    /// Runs `act` on the shared lists, takes the user's list it returns, and syncs the user's
+    /// other tabs.
+    fn share(
+        &mut self,
+        session: &Session,
+        act: impl FnOnce(&Lists, &str) -> Result<TodoList, String>,
+    ) -> Result<(), String> {
         let lists = Lists::of(session)?;
-        self.list = lists.change(&self.user, change)?;
+        self.list = act(lists, &self.user)?;
         lists
             .hub
             .mutate_key(&self.user, storex::mutation!(Todo, "sync"))
@@ -239,6 +307,56 @@ mod tests {
         assert_eq!(lists.get("ada"), list.unwrap_or_default());
         assert_eq!(lists.get("ada").revision, 1);
         assert_eq!(lists.get("bob"), TodoList::default());
+    }
+
+    #[test]
+    fn undo_reverts_the_last_changes_one_by_one() {
+        let lists = Lists {
+            hub: Hub::new(),
+            by_user: Mutex::default(),
+        };
+        let empty = lists.get("ada");
+        assert!(lists.change("ada", |list| list.add("milk")).is_ok());
+        let one = lists.get("ada");
+        assert!(lists.change("ada", |list| list.toggle(1)).is_ok());
+        assert!(lists.change("ada", |list| list.rename(1, "oat milk")).is_ok());
+        assert_eq!(lists.get("ada").undoable, 3);
+        // A refused change keeps nothing to undo.
+        assert!(lists.change("ada", |list| list.remove(9)).is_err());
+        assert_eq!(lists.get("ada").undoable, 3);
+
+        let undone = lists.undo("ada").map(|list| list.items[0].clone());
+        assert_eq!(
+            undone.map(|item| (item.title, item.done)),
+            Ok(("milk".to_owned(), true))
+        );
+        assert!(lists.undo("ada").is_ok());
+        let back = lists.get("ada");
+        assert_eq!((&back.items, back.open, back.undoable), (&one.items, 1, 1));
+        assert!(lists.undo("ada").is_ok());
+        assert_eq!(lists.get("ada").items, empty.items);
+        assert_eq!(lists.undo("ada").err().as_deref(), Some("Nothing to undo."));
+        // The revision only grows: 3 changes and 3 undos.
+        assert_eq!(lists.get("ada").revision, 6);
+        // Another user's history is their own.
+        assert_eq!(lists.undo("bob").err().as_deref(), Some("Nothing to undo."));
+    }
+
+    #[test]
+    fn undo_keeps_the_last_changes_only() {
+        let lists = Lists {
+            hub: Hub::new(),
+            by_user: Mutex::default(),
+        };
+        for index in 0..MAX_UNDO + 5 {
+            assert!(lists.change("ada", |list| list.add(&format!("todo {index}"))).is_ok());
+        }
+        assert_eq!(lists.get("ada").undoable, MAX_UNDO);
+        for _ in 0..MAX_UNDO {
+            assert!(lists.undo("ada").is_ok());
+        }
+        assert_eq!(lists.get("ada").items.len(), 5);
+        assert!(lists.undo("ada").is_err());
     }
 
     #[test]

@@ -66,6 +66,50 @@ test('two tabs of one user share the list live; another user sees only theirs', 
   for (const page of [adaTab1, adaTab2, bob]) assert.deepEqual(page.errors, [])
 })
 
+test("undo reverts the user's last changes one by one, in every tab of theirs", async (t) => {
+  const browser = await launchBrowser(t)
+  const server = await startExample('todo')
+  t.after(() => server.stop())
+  const adaTab1 = await openPage(browser, `${server.url}/?user=ada`)
+  const adaTab2 = await openTab(adaTab1.context(), `${server.url}/?user=ada`)
+  const bob = await openPage(browser, `${server.url}/?user=bob`)
+  for (const page of [adaTab1, adaTab2, bob]) await expectText(page, '#status', 'connected')
+  const undoEnabled = (page) => page.$eval('#undo', (button) => !button.disabled)
+  await expectValue(adaTab1, undoEnabled, false, 'nothing to undo in a new list')
+
+  await add(adaTab1, 'milk')
+  await add(adaTab1, 'bread')
+  await expectItems(adaTab1, [['milk', false], ['bread', false]], 'two adds')
+  await (await row(adaTab1, 'milk')).locator('[type=checkbox]').check()
+  await add(bob, 'call ada')
+  await expectItems(adaTab2, [['milk', true], ['bread', false]], 'three changes in the other tab')
+  await expectValue(adaTab2, undoEnabled, true, 'undo enabled in the other tab too')
+
+  // Undo from the other tab: the toggle goes, in both tabs.
+  await adaTab2.click('#undo')
+  await expectItems(adaTab1, [['milk', false], ['bread', false]], 'the toggle undone')
+  await expectText(adaTab1, '#open', '2')
+  // Then the second add, from the first tab.
+  await adaTab1.click('#undo')
+  await expectItems(adaTab2, [['milk', false]], 'the second add undone')
+  // A new change after an undo is undone first.
+  await add(adaTab2, 'eggs')
+  await expectItems(adaTab1, [['milk', false], ['eggs', false]], 'a change after the undos')
+  await adaTab1.click('#undo')
+  await expectItems(adaTab2, [['milk', false]], 'the new change undone')
+  await adaTab1.click('#undo')
+  await expectItems(adaTab1, [], 'the first add undone: the list is empty')
+  await expectItems(adaTab2, [], 'the list is empty in the other tab')
+  await expectValue(adaTab1, undoEnabled, false, 'nothing left to undo')
+  await expectValue(adaTab2, undoEnabled, false, 'nothing left to undo in the other tab')
+
+  // bob's list and his own undo were never touched.
+  await expectItems(bob, [['call ada', false]], "bob's list")
+  await bob.click('#undo')
+  await expectItems(bob, [], "bob's own change undone")
+  for (const page of [adaTab1, adaTab2, bob]) assert.deepEqual(page.errors, [])
+})
+
 test('bad input shows the server error and changes nothing; the page asks for a user', async (t) => {
   const browser = await launchBrowser(t)
   const server = await startExample('todo')
