@@ -99,7 +99,6 @@ pub use hub::{Detached, Hub};
 pub use instance::{Applied, JoinError, LiveStore, MutationError};
 pub use local::HubError;
 pub use mutation::{Mutation, NameError, RawMutation, Target};
-pub use tracked::{List, Map};
 pub use registry::{Registry, RegistryError, StoreEntry};
 pub use store::{
     BoxFuture, Call, DurableState, Extensions, Init, IntoInit, IntoOutcome, MutationInfo,
@@ -148,6 +147,7 @@ pub use store::{
 /// );
 /// ```
 pub use storex_macros::Store;
+pub use tracked::{List, Map};
 
 /// Implements [`Diff`](trait@Diff) for a type of a store's state.
 ///

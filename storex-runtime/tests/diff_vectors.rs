@@ -539,27 +539,39 @@ fn tracked_cases(cases: &mut Vec<Case>) {
         b.todos[0].tags.push("dairy".to_owned());
         b.todos[0].title = "oat milk".to_owned();
     }));
-    cases.push(tracked_case("tracked: insert at the front, then pop", |b| {
-        b.todos.insert(0, todo(9, "call", false, &[]));
-        b.todos.pop();
-    }));
-    cases.push(tracked_case("tracked: push then remove from the middle", |b| {
-        b.todos.push(todo(4, "bank", false, &[]));
-        b.todos.remove(1);
-    }));
+    cases.push(tracked_case(
+        "tracked: insert at the front, then pop",
+        |b| {
+            b.todos.insert(0, todo(9, "call", false, &[]));
+            b.todos.pop();
+        },
+    ));
+    cases.push(tracked_case(
+        "tracked: push then remove from the middle",
+        |b| {
+            b.todos.push(todo(4, "bank", false, &[]));
+            b.todos.remove(1);
+        },
+    ));
     cases.push(tracked_case("tracked: truncate then push", |b| {
         b.todos.truncate(1);
         b.todos.push(todo(5, "gym", true, &["health"]));
     }));
-    cases.push(tracked_case("tracked: sorted (the whole list kept once)", |b| {
-        b.todos.sort_by_key(|todo| std::cmp::Reverse(todo.id));
-    }));
+    cases.push(tracked_case(
+        "tracked: sorted (the whole list kept once)",
+        |b| {
+            b.todos.sort_by_key(|todo| std::cmp::Reverse(todo.id));
+        },
+    ));
     cases.push(tracked_case("tracked: the list replaced whole", |b| {
         b.todos = vec![todo(7, "new", false, &[])].into();
     }));
-    cases.push(tracked_case("tracked: the list moved to another field", |b| {
-        b.archive = std::mem::take(&mut b.todos);
-    }));
+    cases.push(tracked_case(
+        "tracked: the list moved to another field",
+        |b| {
+            b.archive = std::mem::take(&mut b.todos);
+        },
+    ));
     cases.push(tracked_case("tracked: map key inserted", |b| {
         b.by_id.insert("2".to_owned(), todo(2, "bread", true, &[]));
     }));
@@ -568,10 +580,13 @@ fn tracked_cases(cases: &mut Vec<Case>) {
             todo.done = true;
         }
     }));
-    cases.push(tracked_case("tracked: map key removed, then a list element", |b| {
-        b.by_id.remove("1");
-        b.todos[2].tags.clear();
-    }));
+    cases.push(tracked_case(
+        "tracked: map key removed, then a list element",
+        |b| {
+            b.by_id.remove("1");
+            b.todos[2].tags.clear();
+        },
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------

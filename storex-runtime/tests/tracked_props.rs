@@ -300,16 +300,26 @@ fn check_commit(state: &mut State, ops: &[Op]) -> Result<(), TestCaseError> {
     );
     // The way back: the structural diff from the new state to the old one, and it leads there.
     let back = changes_back(&*state, &mark).unwrap();
-    prop_assert_eq!(normalized(&back), normalized(&diff(&*state, &before).unwrap()));
+    prop_assert_eq!(
+        normalized(&back),
+        normalized(&diff(&*state, &before).unwrap())
+    );
     let mut unpatched = serde_json::to_value(&*state).unwrap();
     apply(&mut unpatched, &back).map_err(|error| TestCaseError::fail(error.to_string()))?;
-    prop_assert_eq!(unpatched.to_string(), serde_json::to_value(&before).unwrap().to_string());
+    prop_assert_eq!(
+        unpatched.to_string(),
+        serde_json::to_value(&before).unwrap().to_string()
+    );
     state.commit(mark);
     Ok(())
 }
 
 /// One transaction rolled back after the writes, or after a panic half-way through them.
-fn check_rollback(state: &mut State, ops: &[Op], panic_at: Option<usize>) -> Result<(), TestCaseError> {
+fn check_rollback(
+    state: &mut State,
+    ops: &[Op],
+    panic_at: Option<usize>,
+) -> Result<(), TestCaseError> {
     let before = state.clone();
     let before_json = serde_json::to_value(&before).unwrap();
     let mark = state.begin();
@@ -503,4 +513,3 @@ fn a_list_moved_out_of_the_state_for_good_is_not_restored_and_the_field_is_left_
     roll_back(&mut state, mark);
     assert!(state.items.is_empty());
 }
-

@@ -121,10 +121,19 @@ async fn a_one_field_change_in_a_large_list_is_a_one_change_diff() {
 #[tokio::test]
 async fn an_error_after_writes_leaves_the_state_as_it_was() {
     let mut store = board(3).await;
-    store.mutate("add", &[json!({"id": 9, "title": "nine", "score": 0})]).await.unwrap();
+    store
+        .mutate("add", &[json!({"id": 9, "title": "nine", "score": 0})])
+        .await
+        .unwrap();
     let before = store.state().unwrap();
-    let error = store.mutate("touch_then_fail", &[json!(1)]).await.unwrap_err();
-    assert_eq!(error, MutationError::Refused("refused after writing".into()));
+    let error = store
+        .mutate("touch_then_fail", &[json!(1)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        MutationError::Refused("refused after writing".into())
+    );
     assert_eq!(store.state().unwrap(), before);
     // The next mutation diffs from the state as it was.
     let applied = store.mutate("touch", &[json!(1)]).await.unwrap();
@@ -138,7 +147,10 @@ async fn an_error_after_writes_leaves_the_state_as_it_was() {
 async fn a_panic_after_writes_leaves_the_state_as_it_was() {
     let mut store = board(3).await;
     let before = store.state().unwrap();
-    let error = store.mutate("touch_then_panic", &[json!(2)]).await.unwrap_err();
+    let error = store
+        .mutate("touch_then_panic", &[json!(2)])
+        .await
+        .unwrap_err();
     assert!(matches!(error, MutationError::Panicked { .. }), "{error:?}");
     assert_eq!(store.state().unwrap(), before);
     let applied = store.mutate("touch", &[json!(2)]).await.unwrap();

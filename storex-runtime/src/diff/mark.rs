@@ -244,7 +244,7 @@ pub enum TransactError<E> {
 /// assert_eq!(serde_json::to_string(&done.diff).unwrap(), r#"[{"a":"u","p":[0],"t":10},{"a":"i","p":[3],"t":4}]"#);
 ///
 /// // Refused: the list is as it was.
-/// let refused = transact(&mut list, |list| {
+/// let refused = transact(&mut list, |list| -> Result<(), &str> {
 ///     list.clear();
 ///     Err("no")
 /// });

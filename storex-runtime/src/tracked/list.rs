@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{lost, Home, GONE};
-use crate::diff::mark::{changes_back_copy, changes_since_copy, undo_copy};
-use crate::diff::{Changes, Diff, Mark};
+use super::{Collection, Home};
+use crate::diff::{Changes, Diff};
 
 /// A `Vec` for store state whose mutations cost what they change: while a mutation runs it
 /// keeps the old value of each element the first time it is written, so the diff visits only
@@ -36,7 +35,7 @@ pub struct List<T> {
 }
 
 /// What a list keeps during one mutation.
-struct Log<T> {
+pub(super) struct Log<T> {
     home: Arc<Home<Vec<T>>>,
     /// The length when the mutation began.
     old_len: usize,
@@ -45,29 +44,9 @@ struct Log<T> {
     saved: BTreeMap<usize, T>,
     /// The whole list as it was, once a write could reach every element.
     whole: Option<Vec<T>>,
-}
-
-/// The record a list's mark holds.
-struct ListMark<T> {
-    home: Arc<Home<Vec<T>>>,
-    /// The rollback found another list in the field: it takes its content from `home`.
-    replaced: bool,
-}
-
-/// The record of a transaction inside another one (`transact` on part of a state in a
-/// mutation): a copy of the content, and the outer transaction's home, to tell whether the
-/// collection in the field is still the one the outer log belongs to.
-struct Inner<T> {
-    copy: Vec<T>,
-    outer: Arc<Home<Vec<T>>>,
-}
-
-impl<T> Drop for ListMark<T> {
-    /// A mark dropped without a commit or a rollback (a `begin` that panicked half-way) ends
-    /// its transaction too: the collection's log goes stale and is let go at its next write.
-    fn drop(&mut self) {
-        self.home.close();
-    }
+    /// [`Collection::hand_back`], which needs the bounds of `Diff`: a `Drop` impl cannot ask
+    /// for them, `begin` can.
+    hand_back: fn(&mut List<T>),
 }
 
 impl<T> Log<T> {
@@ -223,29 +202,9 @@ impl<T> List<T> {
         }
         let mut saved = std::mem::take(&mut log.saved);
         let original = (0..log.old_len)
-            .map(|index| {
-                saved
-                    .remove(&index)
-                    .unwrap_or_else(|| items[index].clone())
-            })
+            .map(|index| saved.remove(&index).unwrap_or_else(|| items[index].clone()))
             .collect();
         log.whole = Some(original);
-    }
-
-    /// Hands the list's content as it was when the mutation began to the mutation's
-    /// transaction (the list is dropped, or set aside by a rollback).
-    fn hand_back(&mut self) {
-        let Some(log) = self.log.take() else {
-            return;
-        };
-        if log.home.is_closed() {
-            return;
-        }
-        let home = log.home.clone();
-        let mut items = std::mem::take(&mut self.items);
-        if log.undo(&mut items) {
-            home.hand_over(items);
-        }
     }
 
     /// Appends an element.
@@ -441,7 +400,11 @@ impl<T> List<T> {
 
 impl<T> Drop for List<T> {
     fn drop(&mut self) {
-        self.hand_back();
+        let hand_back = match &self.log {
+            Some(log) if !log.home.is_closed() => log.hand_back,
+            _ => return,
+        };
+        hand_back(self);
     }
 }
 
@@ -555,150 +518,52 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
     }
 }
 
-impl<T: Diff + Clone + Send + 'static> Diff for List<T> {
-    #[inline]
-    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
-        self.items.as_slice().diff(new.items.as_slice(), changes);
+impl<T: Diff + Clone + Send + 'static> Collection for List<T> {
+    type Content = Vec<T>;
+    type Log = Log<T>;
+    const KIND: &'static str = "List";
+
+    fn parts(&self) -> (&Vec<T>, Option<&Log<T>>) {
+        (&self.items, self.log.as_deref())
     }
 
-    const TRACKED: bool = true;
+    fn parts_mut(&mut self) -> (&mut Vec<T>, &mut Option<Box<Log<T>>>) {
+        (&mut self.items, &mut self.log)
+    }
 
-    fn begin(&mut self) -> Mark<Self> {
-        if self.log.as_ref().is_some_and(|log| !log.home.is_closed()) {
-            // A transaction inside another one (`transact` on part of a state in a
-            // mutation): a copy, and the outer log goes on recording.
-            if let Some(log) = &self.log {
-                return Mark::tracked(Inner {
-                    copy: self.items.clone(),
-                    outer: log.home.clone(),
-                });
-            }
-        }
-        let home = Home::new();
+    fn from_content(items: Vec<T>) -> Self {
+        items.into()
+    }
+
+    fn open(&mut self, home: Arc<Home<Vec<T>>>) {
         self.log = Some(Box::new(Log {
-            home: home.clone(),
+            home,
             old_len: self.items.len(),
             saved: BTreeMap::new(),
             whole: None,
+            hand_back: <Self as Collection>::hand_back,
         }));
-        Mark::tracked(ListMark {
-            home,
-            replaced: false,
-        })
     }
 
-    fn settle(&self, mark: &Mark<Self>) {
-        // The home this field's collection should log to; a collection logging elsewhere came
-        // from another field and leaves a copy of its old content for the field it left.
-        let expected = if let Some(record) = mark.record::<ListMark<T>>() {
-            &record.home
-        } else if let Some(inner) = mark.record::<Inner<T>>() {
-            &inner.outer
-        } else {
-            return;
-        };
-        match &self.log {
-            Some(log) if !Arc::ptr_eq(&log.home, expected) && !log.home.is_closed() => {
-                log.home.hand_over(log.original(&self.items));
-            }
-            _ => {}
-        }
+    fn home(log: &Log<T>) -> &Arc<Home<Vec<T>>> {
+        &log.home
     }
 
-    fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
-        if let Some(inner) = mark.record::<Inner<T>>() {
-            return inner.copy.diff(&self.items, changes);
-        }
-        let Some(record) = mark.record::<ListMark<T>>() else {
-            return changes_since_copy(self, mark, changes);
-        };
-        match &self.log {
-            Some(log) if Arc::ptr_eq(&log.home, &record.home) => log.changes(&self.items, changes),
-            // Another list is in the field: the diff is against what the original handed back.
-            _ => match record.home.cloned() {
-                Some(old) => changes.graft(crate::diff::diff(old.as_slice(), &*self.items)),
-                None => changes.update(&self.items),
-            },
-        }
+    fn undo_log(log: Box<Log<T>>, items: &mut Vec<T>) -> bool {
+        log.undo(items)
     }
 
-    fn changes_back<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
-        if let Some(inner) = mark.record::<Inner<T>>() {
-            return self.items.diff(&inner.copy, changes);
-        }
-        let Some(record) = mark.record::<ListMark<T>>() else {
-            return changes_back_copy(self, mark, changes);
-        };
-        match &self.log {
-            Some(log) if Arc::ptr_eq(&log.home, &record.home) => {
-                log.changes_back(&self.items, changes)
-            }
-            _ => match record.home.cloned() {
-                Some(old) => changes.graft(crate::diff::diff(&*self.items, old.as_slice())),
-                None => changes.fail(GONE),
-            },
-        }
+    fn original(log: &Log<T>, items: &Vec<T>) -> Vec<T> {
+        log.original(items)
     }
 
-    fn undo(&mut self, mark: &mut Mark<Self>) {
-        if let Some(inner) = mark.record_mut::<Inner<T>>() {
-            let copy = std::mem::take(&mut inner.copy);
-            match &self.log {
-                // The collection the outer log belongs to: its content goes back, and the
-                // outer log, which saw every write, stays.
-                Some(log) if Arc::ptr_eq(&log.home, &inner.outer) => self.items = copy,
-                // Another one is in the field: it is dropped (handing its own content back to
-                // its own transaction) and the copy takes its place.
-                _ => *self = copy.into(),
-            }
-            return;
-        }
-        let Some(record) = mark.record_mut::<ListMark<T>>() else {
-            return undo_copy(self, mark);
-        };
-        match self.log.take() {
-            Some(log) if Arc::ptr_eq(&log.home, &record.home) => {
-                if !log.undo(&mut self.items) {
-                    lost("List");
-                }
-            }
-            other => {
-                // Another list is in the field: it hands its own content back to where it came
-                // from, and this field takes the original's content in `restore`.
-                self.log = other;
-                self.hand_back();
-                drop(std::mem::take(&mut self.items));
-                record.replaced = true;
-            }
-        }
+    fn log_changes<'a>(log: &'a Log<T>, items: &'a Vec<T>, changes: &mut Changes<'a>) {
+        log.changes(items, changes);
     }
 
-    fn restore(&mut self, mark: Mark<Self>) {
-        let Some(record) = mark.into_record::<ListMark<T>>() else {
-            return;
-        };
-        if record.replaced {
-            match record.home.take() {
-                Some(items) => self.items = items,
-                None => lost("List"),
-            }
-        }
-        record.home.close();
-    }
-
-    fn commit(&mut self, mark: Mark<Self>) {
-        // A copy (a transaction inside another one) leaves the outer log recording; a mark of
-        // its own ends the log in the field, and any other one this transaction left behind.
-        if let Some(record) = mark.into_record::<ListMark<T>>() {
-            // An outer transaction's log in the field (a collection moved here from a part of
-            // the state an outer transaction tracks) goes on; this one's or a stale one ends.
-            let ends = self.log.as_ref().is_some_and(|log| {
-                Arc::ptr_eq(&log.home, &record.home) || log.home.is_closed()
-            });
-            if ends {
-                self.log = None;
-            }
-            record.home.close();
-        }
+    fn log_changes_back<'a>(log: &'a Log<T>, items: &'a Vec<T>, changes: &mut Changes<'a>) {
+        log.changes_back(items, changes);
     }
 }
+
+tracked_diff!(impl [T] for List<T> where [T: Diff + Clone + Send + 'static]);

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{lost, Home, GONE};
-use crate::diff::mark::{changes_back_copy, changes_since_copy, undo_copy};
-use crate::diff::{Changes, Diff, DiffKey, Mark};
+use super::{Collection, Home};
+use crate::diff::{Changes, Diff, DiffKey};
 
 /// A `HashMap` for store state whose mutations cost what they change: while a mutation runs it
 /// keeps the old value of each key the first time it is written, so the diff visits only those
@@ -39,38 +38,15 @@ pub struct Map<K, V> {
 }
 
 /// What a map keeps during one mutation.
-struct Log<K, V> {
+pub(super) struct Log<K, V> {
     home: Arc<Home<HashMap<K, V>>>,
     /// The old value of each key written (`None`: the key was absent).
     saved: HashMap<K, Option<V>>,
     /// The whole map as it was, once a write could reach every value.
     whole: Option<HashMap<K, V>>,
-    /// [`Map::hand_back`], which needs `K: Eq + Hash`: a `Drop` impl cannot ask for it, `begin`
-    /// can.
+    /// [`Collection::hand_back`], which needs `K: Eq + Hash`: a `Drop` impl cannot ask for
+    /// it, `begin` can.
     hand_back: fn(&mut Map<K, V>),
-}
-
-/// The record a map's mark holds.
-struct MapMark<K, V> {
-    home: Arc<Home<HashMap<K, V>>>,
-    /// The rollback found another map in the field: it takes its content from `home`.
-    replaced: bool,
-}
-
-/// The record of a transaction inside another one (`transact` on part of a state in a
-/// mutation): a copy of the content, and the outer transaction's home, to tell whether the
-/// collection in the field is still the one the outer log belongs to.
-struct Inner<K, V> {
-    copy: HashMap<K, V>,
-    outer: Arc<Home<HashMap<K, V>>>,
-}
-
-impl<K, V> Drop for MapMark<K, V> {
-    /// A mark dropped without a commit or a rollback (a `begin` that panicked half-way) ends
-    /// its transaction too: the collection's log goes stale and is let go at its next write.
-    fn drop(&mut self) {
-        self.home.close();
-    }
 }
 
 impl<K: Eq + Hash, V> Log<K, V> {
@@ -258,21 +234,6 @@ impl<K: Eq + Hash, V> Map<K, V> {
             }
         }
         log.whole = Some(original);
-    }
-
-    /// Hands the map's content as it was when the mutation began to the mutation's
-    /// transaction (the map is dropped, or set aside by a rollback).
-    fn hand_back(&mut self) {
-        let Some(log) = self.log.take() else {
-            return;
-        };
-        if log.home.is_closed() {
-            return;
-        }
-        let home = log.home.clone();
-        let mut map = std::mem::take(&mut self.map);
-        log.undo(&mut map);
-        home.hand_over(map);
     }
 
     /// Inserts `value` at `key`, returning the value it replaces.
@@ -469,148 +430,59 @@ impl<'de, K: Deserialize<'de> + Eq + Hash, V: Deserialize<'de>> Deserialize<'de>
     }
 }
 
-impl<K, V> Diff for Map<K, V>
+impl<K, V> Collection for Map<K, V>
 where
     K: DiffKey + Eq + Hash + Clone + Send + 'static,
     V: Diff + Clone + Send + 'static,
 {
-    #[inline]
-    fn diff<'a>(&'a self, new: &'a Self, changes: &mut Changes<'a>) {
-        self.map.diff(&new.map, changes);
+    type Content = HashMap<K, V>;
+    type Log = Log<K, V>;
+    const KIND: &'static str = "Map";
+
+    fn parts(&self) -> (&HashMap<K, V>, Option<&Log<K, V>>) {
+        (&self.map, self.log.as_deref())
     }
 
-    const TRACKED: bool = true;
+    fn parts_mut(&mut self) -> (&mut HashMap<K, V>, &mut Option<Box<Log<K, V>>>) {
+        (&mut self.map, &mut self.log)
+    }
 
-    fn begin(&mut self) -> Mark<Self> {
-        if self.log.as_ref().is_some_and(|log| !log.home.is_closed()) {
-            // A transaction inside another one (`transact` on part of a state in a
-            // mutation): a copy, and the outer log goes on recording.
-            if let Some(log) = &self.log {
-                return Mark::tracked(Inner {
-                    copy: self.map.clone(),
-                    outer: log.home.clone(),
-                });
-            }
-        }
-        let home = Home::new();
+    fn from_content(map: HashMap<K, V>) -> Self {
+        map.into()
+    }
+
+    fn open(&mut self, home: Arc<Home<HashMap<K, V>>>) {
         self.log = Some(Box::new(Log {
-            home: home.clone(),
+            home,
             saved: HashMap::new(),
             whole: None,
-            hand_back: Self::hand_back,
+            hand_back: <Self as Collection>::hand_back,
         }));
-        Mark::tracked(MapMark {
-            home,
-            replaced: false,
-        })
     }
 
-    fn settle(&self, mark: &Mark<Self>) {
-        // The home this field's collection should log to; a collection logging elsewhere came
-        // from another field and leaves a copy of its old content for the field it left.
-        let expected = if let Some(record) = mark.record::<MapMark<K, V>>() {
-            &record.home
-        } else if let Some(inner) = mark.record::<Inner<K, V>>() {
-            &inner.outer
-        } else {
-            return;
-        };
-        match &self.log {
-            Some(log) if !Arc::ptr_eq(&log.home, expected) && !log.home.is_closed() => {
-                log.home.hand_over(log.original(&self.map));
-            }
-            _ => {}
-        }
+    fn home(log: &Log<K, V>) -> &Arc<Home<HashMap<K, V>>> {
+        &log.home
     }
 
-    fn changes_since<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
-        if let Some(inner) = mark.record::<Inner<K, V>>() {
-            return inner.copy.diff(&self.map, changes);
-        }
-        let Some(record) = mark.record::<MapMark<K, V>>() else {
-            return changes_since_copy(self, mark, changes);
-        };
-        match &self.log {
-            Some(log) if Arc::ptr_eq(&log.home, &record.home) => log.changes(&self.map, changes),
-            // Another map is in the field: the diff is against what the original handed back.
-            _ => match record.home.cloned() {
-                Some(old) => changes.graft(crate::diff::diff(&old, &self.map)),
-                None => changes.update(&self.map),
-            },
-        }
+    fn undo_log(log: Box<Log<K, V>>, map: &mut HashMap<K, V>) -> bool {
+        log.undo(map);
+        true
     }
 
-    fn changes_back<'a>(&'a self, mark: &'a Mark<Self>, changes: &mut Changes<'a>) {
-        if let Some(inner) = mark.record::<Inner<K, V>>() {
-            return self.map.diff(&inner.copy, changes);
-        }
-        let Some(record) = mark.record::<MapMark<K, V>>() else {
-            return changes_back_copy(self, mark, changes);
-        };
-        match &self.log {
-            Some(log) if Arc::ptr_eq(&log.home, &record.home) => {
-                log.changes_back(&self.map, changes)
-            }
-            _ => match record.home.cloned() {
-                Some(old) => changes.graft(crate::diff::diff(&self.map, &old)),
-                None => changes.fail(GONE),
-            },
-        }
+    fn original(log: &Log<K, V>, map: &HashMap<K, V>) -> HashMap<K, V> {
+        log.original(map)
     }
 
-    fn undo(&mut self, mark: &mut Mark<Self>) {
-        if let Some(inner) = mark.record_mut::<Inner<K, V>>() {
-            let copy = std::mem::take(&mut inner.copy);
-            match &self.log {
-                // The collection the outer log belongs to: its content goes back, and the
-                // outer log, which saw every write, stays.
-                Some(log) if Arc::ptr_eq(&log.home, &inner.outer) => self.map = copy,
-                // Another one is in the field: it is dropped (handing its own content back to
-                // its own transaction) and the copy takes its place.
-                _ => *self = copy.into(),
-            }
-            return;
-        }
-        let Some(record) = mark.record_mut::<MapMark<K, V>>() else {
-            return undo_copy(self, mark);
-        };
-        match self.log.take() {
-            Some(log) if Arc::ptr_eq(&log.home, &record.home) => log.undo(&mut self.map),
-            other => {
-                self.log = other;
-                self.hand_back();
-                drop(std::mem::take(&mut self.map));
-                record.replaced = true;
-            }
-        }
+    fn log_changes<'a>(log: &'a Log<K, V>, map: &'a HashMap<K, V>, changes: &mut Changes<'a>) {
+        log.changes(map, changes);
     }
 
-    fn restore(&mut self, mark: Mark<Self>) {
-        let Some(record) = mark.into_record::<MapMark<K, V>>() else {
-            return;
-        };
-        if record.replaced {
-            match record.home.take() {
-                Some(map) => self.map = map,
-                None => lost("Map"),
-            }
-        }
-        record.home.close();
-    }
-
-    fn commit(&mut self, mark: Mark<Self>) {
-        // A copy (a transaction inside another one) leaves the outer log recording; a mark of
-        // its own ends the log in the field, and any other one this transaction left behind.
-        if let Some(record) = mark.into_record::<MapMark<K, V>>() {
-            // An outer transaction's log in the field (a collection moved here from a part of
-            // the state an outer transaction tracks) goes on; this one's or a stale one ends.
-            let ends = self.log.as_ref().is_some_and(|log| {
-                Arc::ptr_eq(&log.home, &record.home) || log.home.is_closed()
-            });
-            if ends {
-                self.log = None;
-            }
-            record.home.close();
-        }
+    fn log_changes_back<'a>(log: &'a Log<K, V>, map: &'a HashMap<K, V>, changes: &mut Changes<'a>) {
+        log.changes_back(map, changes);
     }
 }
+
+tracked_diff!(impl [K, V] for Map<K, V> where [
+    K: DiffKey + Eq + Hash + Clone + Send + 'static,
+    V: Diff + Clone + Send + 'static,
+]);
