@@ -319,7 +319,9 @@ mod tests {
         assert!(lists.change("ada", |list| list.add("milk")).is_ok());
         let one = lists.get("ada");
         assert!(lists.change("ada", |list| list.toggle(1)).is_ok());
-        assert!(lists.change("ada", |list| list.rename(1, "oat milk")).is_ok());
+        assert!(lists
+            .change("ada", |list| list.rename(1, "oat milk"))
+            .is_ok());
         assert_eq!(lists.get("ada").undoable, 3);
         // A refused change keeps nothing to undo.
         assert!(lists.change("ada", |list| list.remove(9)).is_err());
@@ -349,7 +351,9 @@ mod tests {
             by_user: Mutex::default(),
         };
         for index in 0..MAX_UNDO + 5 {
-            assert!(lists.change("ada", |list| list.add(&format!("todo {index}"))).is_ok());
+            assert!(lists
+                .change("ada", |list| list.add(&format!("todo {index}")))
+                .is_ok());
         }
         assert_eq!(lists.get("ada").undoable, MAX_UNDO);
         for _ in 0..MAX_UNDO {

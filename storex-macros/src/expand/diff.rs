@@ -82,8 +82,12 @@ fn tracking(input: &Input<'_>) -> TokenStream {
                 });
                 settle.push(quote_spanned!(span=> <#ty as #p::Diff>::settle(&self.#member, #var);));
                 undo.push(quote_spanned!(span=> <#ty as #p::Diff>::undo(&mut self.#member, #var);));
-                restore.push(quote_spanned!(span=> <#ty as #p::Diff>::restore(&mut self.#member, #var);));
-                commit.push(quote_spanned!(span=> <#ty as #p::Diff>::commit(&mut self.#member, #var);));
+                restore.push(
+                    quote_spanned!(span=> <#ty as #p::Diff>::restore(&mut self.#member, #var);),
+                );
+                commit.push(
+                    quote_spanned!(span=> <#ty as #p::Diff>::commit(&mut self.#member, #var);),
+                );
             }
             Kept::Whole | Kept::Hidden => {
                 let span = ty.span();
