@@ -152,12 +152,14 @@ impl<T> List<T> {
         &self.items
     }
 
-    /// The log, if a mutation is recording; a log left from an ended mutation is dropped here.
-    fn open_log(&mut self) -> Option<&mut Log<T>> {
+    /// The items and the log, if a mutation is recording; a log left from an ended mutation is
+    /// dropped here.
+    fn recording(&mut self) -> Option<(&Vec<T>, &mut Log<T>)> {
         if self.log.as_ref().is_some_and(|log| log.home.is_closed()) {
             self.log = None;
         }
-        self.log.as_deref_mut()
+        let log = self.log.as_deref_mut()?;
+        Some((&self.items, log))
     }
 
     /// Keeps the old values of the positions in `range` (clamped to the list and to the old
@@ -166,19 +168,13 @@ impl<T> List<T> {
     where
         T: Clone,
     {
-        let len = self.items.len();
-        let items = &self.items;
-        let Some(log) = self.log.as_deref_mut() else {
+        let Some((items, log)) = self.recording() else {
             return;
         };
-        if log.home.is_closed() {
-            self.log = None;
-            return;
-        }
         if log.whole.is_some() {
             return;
         }
-        let end = range.end.min(len).min(log.old_len);
+        let end = range.end.min(items.len()).min(log.old_len);
         for (index, item) in items.iter().enumerate().take(end).skip(range.start) {
             log.saved.entry(index).or_insert_with(|| item.clone());
         }
@@ -189,22 +185,13 @@ impl<T> List<T> {
     where
         T: Clone,
     {
-        let items = &self.items;
-        let Some(log) = self.log.as_deref_mut() else {
+        let Some((items, log)) = self.recording() else {
             return;
         };
-        if log.home.is_closed() {
-            self.log = None;
-            return;
+        if log.whole.is_none() {
+            log.whole = Some(log.original(items));
+            log.saved.clear();
         }
-        if log.whole.is_some() {
-            return;
-        }
-        let mut saved = std::mem::take(&mut log.saved);
-        let original = (0..log.old_len)
-            .map(|index| saved.remove(&index).unwrap_or_else(|| items[index].clone()))
-            .collect();
-        log.whole = Some(original);
     }
 
     /// Appends an element.
@@ -390,7 +377,7 @@ impl<T> List<T> {
     where
         T: Clone,
     {
-        if self.open_log().is_some() {
+        if self.recording().is_some() {
             self.items.clone()
         } else {
             std::mem::take(&mut self.items)

@@ -49,6 +49,9 @@ pub(super) struct Log<K, V> {
     hand_back: fn(&mut Map<K, V>),
 }
 
+/// A map's entries and its open log, borrowed together.
+type Recording<'m, K, V> = (&'m HashMap<K, V>, &'m mut Log<K, V>);
+
 impl<K: Eq + Hash, V> Log<K, V> {
     /// Puts `map` back as it was when the mutation began.
     fn undo(self, map: &mut HashMap<K, V>) {
@@ -152,31 +155,29 @@ impl<K, V> Map<K, V> {
         HashMap::with_capacity(capacity).into()
     }
 
-    /// The log, if a mutation is recording; a log left from an ended mutation is dropped here.
-    fn open_log(&mut self) -> Option<&mut Log<K, V>> {
+    /// The entries and the log, if a mutation is recording; a log left from an ended mutation
+    /// is dropped here.
+    fn recording(&mut self) -> Option<Recording<'_, K, V>> {
         if self.log.as_ref().is_some_and(|log| log.home.is_closed()) {
             self.log = None;
         }
-        self.log.as_deref_mut()
+        let log = self.log.as_deref_mut()?;
+        Some((&self.map, log))
     }
 }
 
 impl<K: Eq + Hash, V> Map<K, V> {
-    /// Keeps the old value of `key` (a clone, or its absence) unless it is kept already.
+    /// Keeps the old value of `key` (a clone) unless it is kept already; an absent key needs
+    /// nothing (the write cannot create it).
     fn keep<Q>(&mut self, key: &Q)
     where
         K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let map = &self.map;
-        let Some(log) = self.log.as_deref_mut() else {
+        let Some((map, log)) = self.recording() else {
             return;
         };
-        if log.home.is_closed() {
-            self.log = None;
-            return;
-        }
         if log.whole.is_some() || log.saved.contains_key(key) {
             return;
         }
@@ -191,18 +192,12 @@ impl<K: Eq + Hash, V> Map<K, V> {
         K: Clone,
         V: Clone,
     {
-        let map = &self.map;
-        let Some(log) = self.log.as_deref_mut() else {
+        let Some((map, log)) = self.recording() else {
             return;
         };
-        if log.home.is_closed() {
-            self.log = None;
-            return;
+        if log.whole.is_none() && !log.saved.contains_key(key) {
+            log.saved.insert(key.clone(), map.get(key).cloned());
         }
-        if log.whole.is_some() || log.saved.contains_key(key) {
-            return;
-        }
-        log.saved.insert(key.clone(), map.get(key).cloned());
     }
 
     /// Keeps the whole map as it was, once: what may reach every value.
@@ -211,29 +206,13 @@ impl<K: Eq + Hash, V> Map<K, V> {
         K: Clone,
         V: Clone,
     {
-        let map = &self.map;
-        let Some(log) = self.log.as_deref_mut() else {
+        let Some((map, log)) = self.recording() else {
             return;
         };
-        if log.home.is_closed() {
-            self.log = None;
-            return;
+        if log.whole.is_none() {
+            log.whole = Some(log.original(map));
+            log.saved.clear();
         }
-        if log.whole.is_some() {
-            return;
-        }
-        let mut original = map.clone();
-        for (key, old) in log.saved.drain() {
-            match old {
-                Some(value) => {
-                    original.insert(key, value);
-                }
-                None => {
-                    original.remove(&key);
-                }
-            }
-        }
-        log.whole = Some(original);
     }
 
     /// Inserts `value` at `key`, returning the value it replaces.
@@ -336,7 +315,7 @@ impl<K: Eq + Hash, V> Map<K, V> {
         K: Clone,
         V: Clone,
     {
-        if self.open_log().is_some() {
+        if self.recording().is_some() {
             self.map.clone()
         } else {
             std::mem::take(&mut self.map)
