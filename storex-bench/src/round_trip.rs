@@ -187,28 +187,8 @@ pub async fn run_with_cpu(
     let tasks: Vec<_> = (0..measure.connections)
         .map(|_| tokio::spawn(connection(server, measure, barrier.clone(), window.clone())))
         .collect();
-    let mut connections = Vec::with_capacity(tasks.len());
-    let mut first_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok(connection)) => connections.push(connection),
-            Ok(Err(error)) => {
-                first_error.get_or_insert(error);
-            }
-            Err(panic) => {
-                first_error.get_or_insert(format!("a connection task failed: {panic}"));
-            }
-        }
-    }
-    if let Some(error) = first_error {
-        return Err(error);
-    }
-    let started = connections.iter().map(|c| c.started).min();
-    let finished = connections.iter().map(|c| c.finished).max();
-    let elapsed = match (started, finished) {
-        (Some(started), Some(finished)) => finished - started,
-        _ => Duration::ZERO,
-    };
+    let connections = gather(tasks).await?;
+    let elapsed = span(connections.iter().map(|c| (c.started, c.finished)));
     let answers = connections.iter().map(|c| c.answers).sum();
     let expected = measure.mutations * measure.connections as u64;
     if answers != expected {
@@ -335,4 +315,40 @@ async fn pipeline(
         finished,
         latencies,
     })
+}
+
+/// Waits for every connection task: their results, or the first error (or panic) met.
+pub(crate) async fn gather<T>(
+    tasks: Vec<tokio::task::JoinHandle<Result<T, String>>>,
+) -> Result<Vec<T>, String> {
+    let mut done = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(value)) => done.push(value),
+            Ok(Err(error)) => {
+                first_error.get_or_insert(error);
+            }
+            Err(panic) => {
+                first_error.get_or_insert(format!("a connection task failed: {panic}"));
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(done),
+    }
+}
+
+/// From the first start to the last finish of `(start, finish)` pairs; zero for none.
+pub(crate) fn span(times: impl Iterator<Item = (Instant, Instant)>) -> Duration {
+    let (mut first, mut last) = (None::<Instant>, None::<Instant>);
+    for (started, finished) in times {
+        first = Some(first.map_or(started, |first| first.min(started)));
+        last = Some(last.map_or(finished, |last| last.max(finished)));
+    }
+    match (first, last) {
+        (Some(first), Some(last)) => last - first,
+        _ => Duration::ZERO,
+    }
 }

@@ -25,7 +25,7 @@ use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::client::{self, Socket, PATIENCE};
-use crate::round_trip::{CpuClock, CpuWindow};
+use crate::round_trip::{gather, span, CpuClock, CpuWindow};
 use crate::server::{touched, Row, MAX_TABLE_ITEMS, TABLE_STORE, TABLE_VEC_STORE};
 use crate::stats::Percentiles;
 
@@ -253,28 +253,8 @@ pub async fn run(
             tokio::spawn(connection(server, measure, number, barrier, window))
         })
         .collect();
-    let mut connections = Vec::with_capacity(tasks.len());
-    let mut first_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok(connection)) => connections.push(connection),
-            Ok(Err(error)) => {
-                first_error.get_or_insert(error);
-            }
-            Err(panic) => {
-                first_error.get_or_insert(format!("a connection task failed: {panic}"));
-            }
-        }
-    }
-    if let Some(error) = first_error {
-        return Err(error);
-    }
-    let started = connections.iter().map(|c| c.started).min();
-    let finished = connections.iter().map(|c| c.finished).max();
-    let elapsed = match (started, finished) {
-        (Some(started), Some(finished)) => finished - started,
-        _ => Duration::ZERO,
-    };
+    let connections = gather(tasks).await?;
+    let elapsed = span(connections.iter().map(|c| (c.started, c.finished)));
     let joins = connections
         .iter()
         .map(|c| c.joined - first_connect)
