@@ -4,7 +4,7 @@
 //!
 //! Outside a mutation they are a `Vec` and a `HashMap` with one empty field beside them. When a
 //! mutation begins, the store's transaction opens a log in each tracked collection of the state
-//! (through [`Diff::begin`](crate::Diff::begin); struct fields are followed to any depth). A
+//! (through [`Diff::begin`]; struct fields are followed to any depth). A
 //! write then keeps the old value of what it touches, the first time only:
 //! - `list[i] = x`, `list[i].field = x`, `list.get_mut(i)`, `map.get_mut(k)`, `map.insert(k, v)`,
 //!   `map.entry(k)`, `map.remove(k)` keep one old element (a clone of it);
