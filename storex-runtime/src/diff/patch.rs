@@ -45,13 +45,13 @@ pub fn apply(state: &mut Value, changes: &[Change]) -> Result<(), PatchError> {
 pub enum ApplyError {
     /// The value could not be serialized.
     #[error("the value cannot be serialized: {0}")]
-    Serialize(#[source] serde_json::Error),
+    Unserializable(#[source] serde_json::Error),
     /// The changes do not fit the value's JSON.
     #[error(transparent)]
     Patch(#[from] PatchError),
     /// The changed JSON is not a value of the type.
     #[error("the changed value does not read back: {0}")]
-    Deserialize(#[source] serde_json::Error),
+    Unreadable(#[source] serde_json::Error),
 }
 
 /// Applies `changes` to a typed value, as [`apply`] does to its JSON (the value goes to JSON
@@ -68,9 +68,9 @@ pub fn apply_to<T: Serialize + DeserializeOwned>(
     value: &mut T,
     changes: &[Change],
 ) -> Result<(), ApplyError> {
-    let mut json = serde_json::to_value(&*value).map_err(ApplyError::Serialize)?;
+    let mut json = serde_json::to_value(&*value).map_err(ApplyError::Unserializable)?;
     apply(&mut json, changes)?;
-    *value = T::deserialize(json).map_err(ApplyError::Deserialize)?;
+    *value = T::deserialize(json).map_err(ApplyError::Unreadable)?;
     Ok(())
 }
 
