@@ -34,6 +34,16 @@ pub async fn connect(
     path: &str,
     source: Option<Ipv4Addr>,
 ) -> Result<Socket, String> {
+    connect_with(server, path, source, socket_config()).await
+}
+
+/// [`connect`] with another WebSocket configuration (larger messages, say).
+pub async fn connect_with(
+    server: SocketAddr,
+    path: &str,
+    source: Option<Ipv4Addr>,
+    config: WebSocketConfig,
+) -> Result<Socket, String> {
     let open = async {
         let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
         if let Some(source) = source {
@@ -50,7 +60,7 @@ pub async fn connect(
             .map_err(|e| format!("nodelay: {e}"))?;
         let url = format!("ws://{server}{path}");
         let (socket, _response) =
-            tokio_tungstenite::client_async_with_config(url, stream, Some(socket_config()))
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config))
                 .await
                 .map_err(|e| format!("WebSocket handshake: {e}"))?;
         Ok(socket)

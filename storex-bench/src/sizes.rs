@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use storex::diff::{Change, PathSegment};
-use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::client::{self, Socket, PATIENCE};
+use crate::client::{self, Socket};
 use crate::round_trip::{gather, span, CpuClock, CpuWindow};
 use crate::server::{touched, Row, MAX_TABLE_ITEMS, TABLE_STORE, TABLE_VEC_STORE};
 use crate::stats::Percentiles;
@@ -127,27 +126,11 @@ pub fn touch_index(connection: usize, request: u64) -> u64 {
 /// [`client::connect`]: tungstenite zeroes up to that much of it before every read, and after a
 /// large join answer its capacity would allow a larger one to be zeroed per answer.
 pub async fn connect(server: SocketAddr) -> Result<Socket, String> {
-    let open = async {
-        let stream = TcpStream::connect(server)
-            .await
-            .map_err(|e| format!("connect {server}: {e}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| format!("nodelay: {e}"))?;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
-            .max_frame_size(None)
-            .max_message_size(None);
-        let url = format!("ws://{server}/storex");
-        let (socket, _response) =
-            tokio_tungstenite::client_async_with_config(url, stream, Some(config))
-                .await
-                .map_err(|e| format!("WebSocket handshake: {e}"))?;
-        Ok(socket)
-    };
-    tokio::time::timeout(PATIENCE, open)
-        .await
-        .map_err(|_| format!("no connection to {server} within {PATIENCE:?}"))?
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_frame_size(None)
+        .max_message_size(None);
+    client::connect_with(server, "/storex", None, config).await
 }
 
 #[derive(Deserialize)]

@@ -14,19 +14,10 @@ use criterion::{criterion_group, Criterion};
 use serde::Serialize;
 
 mod support;
-use support::mean_ns;
+use support::{items, mean_ns, Item};
 
 const GROUP: &str = "diff_10k_items";
 const ITEMS: u64 = 10_000;
-
-#[derive(Debug, Clone, Serialize, storex::Diff)]
-struct Item {
-    id: u64,
-    title: String,
-    done: bool,
-    tags: Vec<String>,
-    score: f64,
-}
 
 #[derive(Debug, Clone, Serialize, storex::Diff)]
 struct State {
@@ -34,16 +25,9 @@ struct State {
 }
 
 fn state() -> State {
-    let items = (0..ITEMS)
-        .map(|id| Item {
-            id,
-            title: format!("Item number {id}"),
-            done: id % 3 == 0,
-            tags: (0..id % 4).map(|tag| format!("tag-{tag}")).collect(),
-            score: id as f64 * 0.5,
-        })
-        .collect();
-    State { items }
+    State {
+        items: items(ITEMS).collect(),
+    }
 }
 
 fn benches(c: &mut Criterion) {

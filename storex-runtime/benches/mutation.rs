@@ -23,29 +23,10 @@ use serde_json::{json, Value};
 use storex::{List, LiveStore, Params, Registry, Session, Store};
 
 mod support;
-use support::mean_ns;
+use support::{items, mean_ns, Item};
 
 const GROUP: &str = "mutation";
 const SIZES: [usize; 3] = [100, 10_000, 100_000];
-
-#[derive(Debug, Clone, Serialize, storex::Diff)]
-struct Item {
-    id: u64,
-    title: String,
-    done: bool,
-    tags: Vec<String>,
-    score: f64,
-}
-
-fn items(count: usize) -> impl Iterator<Item = Item> {
-    (0..count as u64).map(|id| Item {
-        id,
-        title: format!("Item number {id}"),
-        done: id % 3 == 0,
-        tags: (0..id % 4).map(|tag| format!("tag-{tag}")).collect(),
-        score: id as f64 * 0.5,
-    })
-}
 
 #[derive(Debug, Clone, Serialize, Store)]
 #[store(name = "Bench.Mutation.Tracked")]

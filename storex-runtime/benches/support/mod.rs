@@ -1,8 +1,10 @@
-//! What the benches share: criterion's figures of this run, read back for the summary lines.
+//! What the benches share: the items their states hold, and criterion's figures of this run,
+//! read back for the summary lines.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use serde::Serialize;
 use serde_json::Value;
 
 /// Criterion's mean estimate of one benchmark (`group/bench`) of this run, in nanoseconds:
@@ -21,4 +23,25 @@ pub fn mean_ns(id: &str, started: SystemTime) -> Option<f64> {
     }
     let estimates: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
     estimates["mean"]["point_estimate"].as_f64()
+}
+
+/// One item of a benched state: 5 fields.
+#[derive(Debug, Clone, Serialize, storex::Diff)]
+pub struct Item {
+    pub id: u64,
+    pub title: String,
+    pub done: bool,
+    pub tags: Vec<String>,
+    pub score: f64,
+}
+
+/// `count` items, each a little different.
+pub fn items(count: u64) -> impl Iterator<Item = Item> {
+    (0..count).map(|id| Item {
+        id,
+        title: format!("Item number {id}"),
+        done: id % 3 == 0,
+        tags: (0..id % 4).map(|tag| format!("tag-{tag}")).collect(),
+        score: id as f64 * 0.5,
+    })
 }
