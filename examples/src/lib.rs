@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
+pub mod types;
+
 /// The port the examples listen on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
 

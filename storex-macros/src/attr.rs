@@ -16,9 +16,12 @@ pub struct StoreAttrs {
     /// `#[store(durable)]`: its instances are saved in durable sessions and made again from
     /// their saved state on another node (the store must be `serde::Deserialize`).
     pub durable: bool,
+    /// `#[store(ts)]`: with storex's `ts` feature, the store's TypeScript types are exported
+    /// by `storex::ts` (the state and every type of its mutations must be `ts_rs::TS`).
+    pub ts: bool,
 }
 
-pub const STORE_KEYS: &str = "`name = \"...\"`, `durable`";
+pub const STORE_KEYS: &str = "`name = \"...\"`, `durable`, `ts`";
 
 pub fn store_attrs(cx: &mut Ctxt, attrs: &[Attribute]) -> StoreAttrs {
     let mut parsed = StoreAttrs::default();
@@ -39,6 +42,12 @@ pub fn store_attrs(cx: &mut Ctxt, attrs: &[Attribute]) -> StoreAttrs {
                     return Err(meta.error("`durable` is given twice"));
                 }
                 parsed.durable = true;
+                Ok(())
+            } else if meta.path.is_ident("ts") {
+                if parsed.ts {
+                    return Err(meta.error("`ts` is given twice"));
+                }
+                parsed.ts = true;
                 Ok(())
             } else {
                 Err(meta.error(format!(

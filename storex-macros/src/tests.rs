@@ -50,9 +50,30 @@ fn store_name_and_unknown_keys() {
     assert_eq!(
         derive_messages(input, Derive::Store),
         [
-            "unknown key `label` in #[store(...)]; the known keys are: `name = \"...\"`, `durable`",
+            "unknown key `label` in #[store(...)]; the known keys are: `name = \"...\"`, `durable`, `ts`",
             "unknown key `deep` in #[storex(...)]; the known keys are: `replace`",
         ]
+    );
+}
+
+#[test]
+fn ts_is_a_flag_given_once() {
+    let input: syn::DeriveInput = parse_quote! {
+        #[store(ts, name = "App.Cart")]
+        struct Cart { items: Vec<String> }
+    };
+    let mut cx = Ctxt::new();
+    let model = Input::from_syn(&mut cx, &input);
+    assert!(model.store.ts && !model.store.durable);
+    assert!(cx.check().is_ok());
+
+    let input: syn::DeriveInput = parse_quote! {
+        #[store(ts, ts)]
+        struct Cart { items: Vec<String> }
+    };
+    assert_eq!(
+        derive_messages(input, Derive::Store),
+        ["`ts` is given twice"]
     );
 }
 

@@ -1,4 +1,6 @@
-// Hand-written typings of storex.js. S is the type of a store's state (the JSON the server sends).
+// Hand-written typings of storex.js. A store's type parameter T is either the type of its state
+// (the JSON the server sends), or the store's types as storex::ts writes them (`CounterStore`):
+// then its name, its state and its commits are all checked.
 
 /** A place in the state: map keys (strings) and list indexes (numbers) from the root; [] is the root. */
 export type Path = ReadonlyArray<string | number>
@@ -9,6 +11,36 @@ export interface Change {
   p: Path
   t?: unknown
 }
+
+/**
+ * A store's types as storex::ts writes them from the Rust store (`CounterStore` in
+ * `CounterStore.ts`): its name, its state, and each mutation's arguments and reply.
+ */
+export interface StoreTypes {
+  __storex: {
+    name: string
+    state: unknown
+    mutations: { [name: string]: { args: readonly unknown[]; reply: unknown } }
+  }
+}
+
+/** The state of a store typed T: a StoreTypes' state, or T itself. */
+export type StateOf<T> = [T] extends [StoreTypes] ? T['__storex']['state'] : T
+
+/** The names a store typed T may be joined by: a StoreTypes' name, or any string. */
+export type NameOf<T> = [T] extends [StoreTypes] ? T['__storex']['name'] : string
+
+/** The mutations of a StoreTypes, by name. */
+export type MutationsOf<T extends StoreTypes> = T['__storex']['mutations']
+
+/**
+ * `commit` of a store typed T. With a StoreTypes: only its mutations' names, each with its
+ * arguments, resolving with its reply (`undefined` when it has none). Otherwise any name and
+ * arguments, resolving with R.
+ */
+export type Commit<T> = [T] extends [StoreTypes]
+  ? <K extends keyof MutationsOf<T> & string>(name: K, ...args: MutationsOf<T>[K]['args']) => Promise<MutationsOf<T>[K]['reply']>
+  : <R = unknown>(name: string, ...args: unknown[]) => Promise<R>
 
 /** Join parameters, sent as the join message's `data` (any JSON object). */
 export type Params = { [key: string]: unknown }
@@ -67,15 +99,15 @@ export interface HttpConnectorOptions {
   fetch?: (url: string) => Promise<{ json(): Promise<unknown> }>
 }
 
-export interface StoreConfig<S = unknown> {
+export interface StoreConfig<T = unknown> {
   /** The store's name on the server, e.g. "ExampleApp.Store.Counter". */
-  store: string
+  store: NameOf<T>
   /** Join parameters, merged over Storex.defaults.params (and prepare's params). */
   params?: Params
   /** Default: one socketConnector shared by every store that names none. */
   connector?: Connector
   /** Seed API: called with the state after the join and after each applied diff. */
-  subscribe?: (state: S) => void
+  subscribe?: (state: StateOf<T>) => void
   /** Seed API: called with true when the store is joined, false when its socket closes. */
   connection?: (connected: boolean) => void
 }
@@ -83,12 +115,12 @@ export interface StoreConfig<S = unknown> {
 /** Removes a listener; true if it was still registered. */
 export type Unsubscribe = () => boolean
 
-/** A joined (or joining) store. */
-export interface Store<S = unknown> {
+/** A joined (or joining) store; T is its state's type or its StoreTypes. */
+export interface Store<T = unknown> {
   readonly name: string
   readonly params: Params
   /** The current state; undefined until the first join answer. Replaced, never mutated in place. */
-  readonly state: S | undefined
+  readonly state: StateOf<T> | undefined
   /** The session id (the connection's), "SSR" over HTTP; undefined until joined. */
   readonly session: string | undefined
   /** The server instance's epoch (storex-rs); undefined until joined, or when the server sends none. */
@@ -96,14 +128,15 @@ export interface Store<S = unknown> {
   /** The version of `state` (storex-rs: 0 after init, +1 per changing mutation); undefined as `epoch`. */
   readonly version: number | undefined
   /** Resolves with the state of the first join; rejects if that join fails or the connector stops first. */
-  readonly ready: Promise<S>
+  readonly ready: Promise<StateOf<T>>
   /**
    * Runs mutation `name` on the server with `args` (sent as the array `[...args]`). Resolves with its
    * reply (undefined when none); rejects with the server's error text, or when it cannot be delivered.
+   * Typed by T's mutations when T is a StoreTypes.
    */
-  commit<R = unknown>(name: string, ...args: unknown[]): Promise<R>
+  readonly commit: Commit<T>
   /** Calls `fn` with the state after each join and each applied non-empty diff. */
-  subscribe(fn: (state: S) => void): Unsubscribe
+  subscribe(fn: (state: StateOf<T>) => void): Unsubscribe
   /** Calls `fn` with the value at `path` (and the previous one) when a change touches it, over it or under it. */
   onChange<V = unknown>(path: Path, fn: (value: V | undefined, previous: V | undefined) => void): Unsubscribe
   onConnected(fn: () => void): Unsubscribe
@@ -117,9 +150,9 @@ export interface Store<S = unknown> {
 }
 
 /** The seed's API: `new Storex({ store, params, subscribe, connection })`. */
-export interface Storex<S = unknown> extends Store<S> {}
-export declare class Storex<S = unknown> {
-  constructor(config: StoreConfig<S>)
+export interface Storex<T = unknown> extends Store<T> {}
+export declare class Storex<T = unknown> {
+  constructor(config: StoreConfig<T>)
   static defaults: {
     /** Merged into every store's join params. */
     params: Params
@@ -129,12 +162,12 @@ export declare class Storex<S = unknown> {
 }
 
 /** Storex 0.6's API: a store over `config.connector` (default: the shared socket). */
-export default function useStorex<S = unknown>(config: StoreConfig<S>): Store<S>
+export default function useStorex<T = unknown>(config: StoreConfig<T>): Store<T>
 export { useStorex }
 
 /** Binds params (merged under each store's own) and a connector for many stores. */
 export declare function prepare(params: Params, connector?: Connector): {
-  useStorex<S = unknown>(config: StoreConfig<S>): Store<S>
+  useStorex<T = unknown>(config: StoreConfig<T>): Store<T>
 }
 
 /** One WebSocket for every store given it: reconnects (resuming the session when the server allows), pings, re-joins. */

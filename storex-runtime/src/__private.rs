@@ -14,6 +14,30 @@ pub use crate::store::{
     Store,
 };
 
+#[cfg(feature = "ts")]
+pub use crate::ts::{
+    DescribeArg, DescribeMutation, DescribeReply, Description, TsEntry, TypedStore,
+};
+
+/// Its input with storex's `ts` feature, nothing without: what `#[store(ts)]` and
+/// `#[storex::mutations]` generate for `storex::ts` costs nothing when it is off.
+#[cfg(feature = "ts")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __storex_if_ts {
+    ($($tokens:tt)*) => { $($tokens)* };
+}
+
+/// Its input with storex's `ts` feature, nothing without.
+#[cfg(not(feature = "ts"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __storex_if_ts {
+    ($($tokens:tt)*) => {};
+}
+
+pub use __storex_if_ts as if_ts;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;

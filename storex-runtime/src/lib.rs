@@ -91,6 +91,8 @@ mod resume;
 mod store;
 pub mod tracked;
 pub mod transport;
+#[cfg(feature = "ts")]
+pub mod ts;
 
 pub use config::{random_session_id, Config, ConnectRequest, Refusal, DEFAULT_PATH};
 pub use diff::{Change, Changes, Diff};

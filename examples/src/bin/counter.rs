@@ -9,9 +9,11 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use storex::{Hub, Reply, Store};
 use storex_examples::{run, Example};
+use ts_rs::TS;
 
-#[derive(Store, Serialize, Clone, Debug, PartialEq)]
-#[store(name = "ExampleApp.Store.Counter")]
+// `#[store(ts)]` and `TS`: its TypeScript types are in pages/types/CounterStore.ts.
+#[derive(Store, TS, Serialize, Clone, Debug, PartialEq)]
+#[store(name = "ExampleApp.Store.Counter", ts)]
 pub struct Counter {
     counter: i64,
 }
@@ -68,6 +70,12 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// pages/types/CounterStore.ts and the files it imports are what the store's types export now.
+    #[test]
+    fn the_typescript_types_of_the_page_are_current() {
+        storex_examples::types::types_are_current().unwrap();
+    }
 
     #[test]
     fn mutations_follow_the_storex_readme_and_refuse_overflow() {

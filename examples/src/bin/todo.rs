@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use storex::diff::{apply_to, transact, TransactError};
 use storex::{Change, Diff, Extensions, Hub, Init, List, Params, Session, Store};
 use storex_examples::{clean_text, run, Example};
+use ts_rs::TS;
 
 /// Longest title, and most items in one list: a client cannot grow the server's memory at will.
 const MAX_TITLE: usize = 200;
@@ -37,15 +38,16 @@ const MAX_ITEMS: usize = 500;
 /// How many changes of one user can be undone.
 const MAX_UNDO: usize = 50;
 
-#[derive(Store, Serialize, Clone, Debug)]
-#[store(name = "ExampleApp.Store.Todo")]
+// `#[store(ts)]` and `TS`: its TypeScript types (pages/types/TodoStore.ts) type the page.
+#[derive(Store, TS, Serialize, Clone, Debug)]
+#[store(name = "ExampleApp.Store.Todo", ts)]
 pub struct Todo {
     user: String,
     list: TodoList,
 }
 
 /// One user's list: nested in the state so that its diff paths read `["list", "items", 2, "done"]`.
-#[derive(Diff, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Diff, TS, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct TodoList {
     items: List<Item>,
     /// How many items are not done yet.
@@ -57,7 +59,7 @@ pub struct TodoList {
     undoable: usize,
 }
 
-#[derive(Diff, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Diff, TS, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Item {
     id: u64,
     title: String,
@@ -284,6 +286,12 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// pages/types/TodoStore.ts and the files it imports are what the store's types export now.
+    #[test]
+    fn the_typescript_types_of_the_page_are_current() {
+        storex_examples::types::types_are_current().unwrap();
+    }
 
     #[test]
     fn bad_input_is_refused_and_leaves_the_list_as_it_was() {

@@ -305,6 +305,11 @@ pub fn store(input: &Input<'_>) -> TokenStream {
             ::storex::__private::StoreEntry::of::<#ident>()
         }
     };
+    let ts = if input.store.ts {
+        ts(input)
+    } else {
+        TokenStream::new()
+    };
     quote! {
         #[automatically_derived]
         impl ::storex::__private::Store for #ident {
@@ -314,5 +319,31 @@ pub fn store(input: &Input<'_>) -> TokenStream {
         #diff
 
         ::storex::__private::inventory::submit! { #entry }
+
+        #ts
+    }
+}
+
+/// `#[store(ts)]`: the store's TypeScript description, from its state type and the types of
+/// its mutations (which `#[storex::mutations]` lists in a hidden method), and its registration
+/// for `storex::ts::export_all`. All of it exists only when storex's `ts` feature is on, so that
+/// the attribute costs nothing otherwise.
+fn ts(input: &Input<'_>) -> TokenStream {
+    let ident = input.ident;
+    // Spanned at the struct's name: a state that is not `ts_rs::TS` is reported there.
+    let entry = quote_spanned! {ident.span()=>
+        ::storex::__private::TsEntry::of::<#ident>()
+    };
+    quote! {
+        ::storex::__private::if_ts! {
+            #[automatically_derived]
+            impl ::storex::__private::TypedStore for #ident {
+                fn describe(out: &mut ::storex::__private::Description<'_>) {
+                    #ident::__storex_mutation_types(out);
+                }
+            }
+
+            ::storex::__private::inventory::submit! { #entry }
+        }
     }
 }

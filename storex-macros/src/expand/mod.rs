@@ -3,6 +3,7 @@
 mod check;
 mod diff;
 mod mutations;
+mod types;
 
 pub use check::{mutation_call, MutationCall};
 pub use diff::{diff_impl, fallback, store};

@@ -51,8 +51,15 @@ pub fn mutations(block: &Impl, valid: bool) -> TokenStream {
         Some(method) if valid => terminate(method),
         _ => TokenStream::new(),
     };
+    let types = if valid {
+        super::types::mutation_types(block)
+    } else {
+        TokenStream::new()
+    };
     quote! {
         #item
+
+        #types
 
         #[automatically_derived]
         impl ::storex::__private::Mutations for #self_ty {
