@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use storex::diff::{apply_to, transact, TransactError};
 use storex::{Change, Diff, Extensions, Hub, Init, List, Params, Session, Store};
@@ -264,6 +265,14 @@ impl Todo {
     }
 }
 
+/// The page's script: plain JavaScript built from pages/todo.ts.
+async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(include_str!("../../pages/todo.js"))
+}
+
 fn main() -> ExitCode {
     let config = storex::Config::default();
     let lists = Arc::new(Lists {
@@ -278,7 +287,9 @@ fn main() -> ExitCode {
     let example = Example {
         name: "todo",
         page: include_str!("../../pages/todo.html"),
-        routes: |_| {},
+        routes: |app| {
+            app.route("/todo.js", web::get().to(script));
+        },
     };
     run(example, config)
 }
