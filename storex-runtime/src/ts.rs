@@ -355,7 +355,7 @@ impl<'a> Description<'a> {
             let args: Vec<String> = mutation
                 .args
                 .iter()
-                .map(|(label, ty)| format!("{label}: {ty}"))
+                .map(|(label, ty)| format!("{}: {ty}", tuple_label(label)))
                 .collect();
             let _ = writeln!(
                 text,
@@ -371,6 +371,63 @@ impl<'a> Description<'a> {
 
     fn current(&mut self) -> Option<&mut MutationType> {
         self.mutations.last_mut()
+    }
+}
+
+/// An argument's name as the label of a tuple element: TypeScript refuses its reserved words
+/// there (`for`, `class`...), which Rust allows as raw identifiers; they get a `_`.
+fn tuple_label(name: &str) -> String {
+    const RESERVED: &[&str] = &[
+        "break",
+        "case",
+        "catch",
+        "class",
+        "const",
+        "continue",
+        "debugger",
+        "default",
+        "delete",
+        "do",
+        "else",
+        "enum",
+        "export",
+        "extends",
+        "false",
+        "finally",
+        "for",
+        "function",
+        "if",
+        "implements",
+        "import",
+        "in",
+        "instanceof",
+        "interface",
+        "let",
+        "new",
+        "null",
+        "package",
+        "private",
+        "protected",
+        "public",
+        "return",
+        "static",
+        "super",
+        "switch",
+        "this",
+        "throw",
+        "true",
+        "try",
+        "typeof",
+        "var",
+        "void",
+        "while",
+        "with",
+        "yield",
+    ];
+    if RESERVED.contains(&name) {
+        format!("{name}_")
+    } else {
+        name.to_owned()
     }
 }
 

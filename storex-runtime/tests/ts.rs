@@ -102,6 +102,8 @@ impl Drop for TempDir {
     }
 }
 
+/// Only what the file names is imported (`Card` is Board's, not the store file's); `for`, which
+/// TypeScript reserves, is labelled `for_`.
 #[test]
 fn the_store_file_types_the_state_and_each_mutation() {
     let text = storex::ts::declaration::<Board>(&storex::ts::config("out"));
@@ -110,7 +112,6 @@ fn the_store_file_types_the_state_and_each_mutation() {
         r#"// Written by storex::ts from the store "Typed.Board": export the types again after changing it.
 
 import type { Board } from "./Board.js";
-import type { Card } from "./Card.js";
 import type { Column } from "./Column.js";
 import type { Moved } from "./Moved.js";
 
@@ -123,7 +124,7 @@ export type BoardStore = {
       "rename": { args: [title: string]; reply: undefined };
       "add": { args: [text: string, column: Column]; reply: number };
       "move": { args: [id: number, to: Column]; reply: Moved };
-      "claim": { args: [for: string | null]; reply: string };
+      "claim": { args: [for_: string | null]; reply: string };
       "clear": { args: []; reply: undefined };
     };
   };
