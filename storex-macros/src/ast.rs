@@ -1,7 +1,7 @@
 //! A small typed model of the macros' input that borrows from it, keeping the syn nodes so that
 //! any later error can point at the user's own tokens.
 
-use syn::{Data, DeriveInput, Fields, FnArg, Ident, ImplItemFn, LitStr, Type};
+use syn::{Data, DeriveInput, Fields, FnArg, Ident, ImplItemFn, LitStr, Member, Type};
 
 use crate::attr::{self, FieldAttrs, Role, SerdeContainer, SerdeField, StoreAttrs};
 use crate::case::RenameRule;
@@ -20,7 +20,11 @@ pub struct Input<'a> {
 pub enum Shape<'a> {
     /// A struct with named fields: field by field.
     Named(Vec<Field<'a>>),
-    /// An enum, a tuple or a unit struct: the whole value, when it changed.
+    /// A struct with one unnamed field, `struct Text(String)`: serde writes it as its field, so
+    /// it is diffed as its field.
+    Newtype(Field<'a>),
+    /// An enum, a tuple struct of several fields or a unit struct: the whole value, when it
+    /// changed.
     Whole,
     /// A union: not diffable.
     Union(&'a syn::token::Union),
@@ -28,7 +32,8 @@ pub enum Shape<'a> {
 
 pub struct Field<'a> {
     pub original: &'a syn::Field,
-    pub ident: &'a Ident,
+    /// `self.name`, or `self.0` for a newtype's field.
+    pub member: Member,
     pub ty: &'a Type,
     pub attrs: FieldAttrs,
     pub serde: SerdeField,
@@ -44,10 +49,17 @@ impl<'a> Input<'a> {
                     named
                         .named
                         .iter()
-                        .filter_map(|field| Field::from_syn(cx, field))
+                        .enumerate()
+                        .map(|(index, field)| Field::from_syn(cx, field, index))
                         .collect(),
                 ),
-                Fields::Unnamed(_) | Fields::Unit => Shape::Whole,
+                Fields::Unnamed(unnamed) => match unnamed.unnamed.first() {
+                    Some(field) if unnamed.unnamed.len() == 1 => {
+                        Shape::Newtype(Field::from_syn(cx, field, 0))
+                    }
+                    _ => Shape::Whole,
+                },
+                Fields::Unit => Shape::Whole,
             },
             Data::Enum(_) => Shape::Whole,
             Data::Union(data) => Shape::Union(&data.union_token),
@@ -71,23 +83,33 @@ impl<'a> Input<'a> {
 }
 
 impl<'a> Field<'a> {
-    fn from_syn(cx: &mut Ctxt, field: &'a syn::Field) -> Option<Self> {
-        Some(Field {
+    /// The field at `index` of its struct.
+    fn from_syn(cx: &mut Ctxt, field: &'a syn::Field, index: usize) -> Self {
+        let member = match &field.ident {
+            Some(ident) => Member::Named(ident.clone()),
+            None => Member::Unnamed(syn::Index {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                span: syn::spanned::Spanned::span(&field.ty),
+            }),
+        };
+        Field {
             original: field,
-            // Named fields always have an ident.
-            ident: field.ident.as_ref()?,
+            member,
             ty: &field.ty,
             attrs: attr::field_attrs(cx, &field.attrs),
             serde: attr::serde_field(&field.attrs),
-        })
+        }
     }
 
-    /// The key serde_json writes for this field.
+    /// The key serde_json writes for this field (a named field's: a newtype's field has none).
     pub fn json_key(&self, rename_all: Option<RenameRule>) -> String {
         if let Some(rename) = &self.serde.rename {
             return rename.clone();
         }
-        let name = self.ident.to_string();
+        let name = match &self.member {
+            Member::Named(ident) => ident.to_string(),
+            Member::Unnamed(index) => index.index.to_string(),
+        };
         let name = name.strip_prefix("r#").unwrap_or(&name).to_owned();
         match rename_all {
             Some(rule) => rule.apply_to_field(&name),

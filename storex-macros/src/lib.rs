@@ -24,15 +24,16 @@ mod tests;
 use ctxt::Ctxt;
 use valid::Derive;
 
-/// Makes a struct with named fields a store; see `storex::Store`.
+/// Makes a struct or an enum a store; see `storex::Store`.
 #[proc_macro_derive(Store, attributes(store, storex))]
 pub fn derive_store(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as syn::DeriveInput);
     derive(&input, Derive::Store).into()
 }
 
-/// Diffs a type field by field (structs with named fields) or as a whole value when it changed
-/// (enums, tuple and unit structs, which must be `PartialEq`); see `storex::Diff`.
+/// Diffs a type field by field (structs with named fields), as its field (newtypes), or as a
+/// whole value when it changed (enums, tuple structs of several fields and unit structs, which
+/// must be `PartialEq`); see `storex::Diff`.
 #[proc_macro_derive(Diff, attributes(storex))]
 pub fn derive_diff(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as syn::DeriveInput);

@@ -125,8 +125,13 @@ fn json_keys_follow_serde() {
 }
 
 #[test]
-fn stores_are_structs_with_named_fields_and_not_generic() {
-    let shapes: [syn::DeriveInput; 4] = [
+fn stores_are_structs_or_enums_and_not_generic() {
+    let shapes: [syn::DeriveInput; 5] = [
+        parse_quote!(
+            struct Counter {
+                counter: i64,
+            }
+        ),
         parse_quote!(
             enum Light {
                 On,
@@ -136,16 +141,22 @@ fn stores_are_structs_with_named_fields_and_not_generic() {
             struct Counter(i64);
         ),
         parse_quote!(
+            struct Point(i64, i64);
+        ),
+        parse_quote!(
             struct Nothing;
         ),
-        parse_quote!(union Bits { a: u8 }),
     ];
     for input in shapes {
-        assert_eq!(
-            derive_messages(input, Derive::Store),
-            ["only structs with named fields can be stores: `struct Counter { counter: i64 }`"]
-        );
+        assert!(derive_messages(input, Derive::Store).is_empty());
     }
+    let union: syn::DeriveInput = parse_quote!(union Bits { a: u8 });
+    let found = derive_messages(union, Derive::Store);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("a union cannot be a store"),
+        "{found:#?}"
+    );
     let generic: syn::DeriveInput = parse_quote!(
         struct List<T> {
             items: Vec<T>,
@@ -153,15 +164,55 @@ fn stores_are_structs_with_named_fields_and_not_generic() {
     );
     assert_eq!(derive_messages(generic.clone(), Derive::Store).len(), 1);
     assert!(derive_messages(generic, Derive::Diff).is_empty());
-    assert!(derive_messages(
-        parse_quote!(
-            enum Light {
-                On,
-            }
-        ),
-        Derive::Diff
-    )
-    .is_empty());
+    let generic: syn::DeriveInput = parse_quote!(
+        struct Wrap<T>(T);
+    );
+    assert_eq!(derive_messages(generic.clone(), Derive::Store).len(), 1);
+    assert!(derive_messages(generic, Derive::Diff).is_empty());
+}
+
+#[test]
+fn a_newtype_is_its_field() {
+    let input: syn::DeriveInput = parse_quote!(
+        struct Text(#[storex(replace)] String);
+    );
+    let mut cx = Ctxt::new();
+    let model = Input::from_syn(&mut cx, &input);
+    let crate::ast::Shape::Newtype(field) = &model.shape else {
+        panic!("a newtype");
+    };
+    assert!(field.attrs.replace);
+    let member = &field.member;
+    assert_eq!(quote::quote!(#member).to_string(), "0");
+    assert!(cx.check().is_ok());
+    let input: syn::DeriveInput = parse_quote!(
+        struct Point(i64, i64);
+    );
+    let mut cx = Ctxt::new();
+    assert!(matches!(
+        Input::from_syn(&mut cx, &input).shape,
+        crate::ast::Shape::Whole
+    ));
+}
+
+#[test]
+fn serde_attributes_that_reshape_a_newtype_are_refused() {
+    // `transparent` writes the newtype as its field, and serde writes a newtype as its field
+    // whether or not it is skipped: the diff agrees.
+    let input: syn::DeriveInput = parse_quote! {
+        #[serde(transparent, rename = "T")]
+        struct Text(#[serde(skip_serializing_if = "String::is_empty", rename = "x")] String);
+    };
+    assert!(derive_messages(input, Derive::Store).is_empty());
+
+    let input: syn::DeriveInput = parse_quote! {
+        #[serde(into = "String")]
+        struct Text(#[serde(serialize_with = "upper")] String);
+    };
+    let found = derive_messages(input, Derive::Store);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with("#[serde(into)] makes serde write `Text` as another type"));
+    assert!(found[1].starts_with("#[serde(serialize_with)] cannot be used on the field of `Text`"));
 }
 
 #[test]

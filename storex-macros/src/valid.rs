@@ -2,9 +2,8 @@
 //! and all of them are collected.
 
 use quote::ToTokens;
-use syn::{Data, Fields};
 
-use crate::ast::{Arg, Impl, Input, Method, Receiver, Shape};
+use crate::ast::{Arg, Field, Impl, Input, Method, Receiver, Shape};
 use crate::attr::Role;
 use crate::ctxt::Ctxt;
 
@@ -42,32 +41,79 @@ pub fn input(cx: &mut Ctxt, input: &Input<'_>, derive: Derive) {
             );
         }
     }
-    if let Shape::Named(fields) = &input.shape {
-        for (key, span) in &input.serde.reshaping {
-            cx.syn_error(syn::Error::new(
-                *span,
-                format!(
-                    "#[serde({key})] changes the JSON shape of `{}`, so its field-by-field diff would not match what serde sends; \
-                     remove it, or implement `storex::Diff` by hand",
-                    input.ident
-                ),
-            ));
-        }
-        for field in fields {
-            for attr in &field.original.attrs {
-                if attr.path().is_ident("store") {
-                    cx.error_spanned_by(
-                        attr,
-                        "#[store(...)] belongs on the struct; on a field use #[storex(...)]",
-                    );
+    match &input.shape {
+        Shape::Named(fields) => {
+            for (key, span) in &input.serde.reshaping {
+                cx.syn_error(syn::Error::new(
+                    *span,
+                    format!(
+                        "#[serde({key})] changes the JSON shape of `{}`, so its field-by-field diff would not match what serde sends; \
+                         remove it, or implement `storex::Diff` by hand",
+                        input.ident
+                    ),
+                ));
+            }
+            for field in fields {
+                store_on_field(cx, field);
+                for (key, span) in &field.serde.reshaping {
+                    cx.syn_error(syn::Error::new(*span, reshaping_field_message(key)));
                 }
             }
-            for (key, span) in &field.serde.reshaping {
-                cx.syn_error(syn::Error::new(*span, reshaping_field_message(key)));
-            }
+        }
+        Shape::Newtype(field) => newtype(cx, input, field),
+        Shape::Whole | Shape::Union(_) => {}
+    }
+}
+
+fn store_on_field(cx: &mut Ctxt, field: &Field<'_>) {
+    for attr in &field.original.attrs {
+        if attr.path().is_ident("store") {
+            cx.error_spanned_by(
+                attr,
+                "#[store(...)] belongs on the struct; on a field use #[storex(...)]",
+            );
         }
     }
 }
+
+/// A newtype's diff is its field's, at the same path: serde must write the newtype as its
+/// field's own `Serialize` does. serde itself refuses `tag`, `untagged` and `flatten` here, and
+/// writes a newtype as its field whether or not the field is skipped, so what is left to check
+/// is what makes serde write something else.
+fn newtype(cx: &mut Ctxt, input: &Input<'_>, field: &Field<'_>) {
+    let ident = input.ident;
+    for (key, span) in &input.serde.reshaping {
+        if NEWTYPE_RESHAPING.contains(&key.as_str()) {
+            cx.syn_error(syn::Error::new(
+                *span,
+                format!(
+                    "#[serde({key})] makes serde write `{ident}` as another type, while `{ident}`'s diff is its field's, \
+                     so the diff would not match what serde sends; remove it, or implement `storex::Diff` for `{ident}` by hand"
+                ),
+            ));
+        }
+    }
+    store_on_field(cx, field);
+    for (key, span) in &field.serde.reshaping {
+        if NEWTYPE_FIELD_RESHAPING.contains(&key.as_str()) {
+            cx.syn_error(syn::Error::new(
+                *span,
+                format!(
+                    "#[serde({key})] cannot be used on the field of `{ident}`: `{ident}`'s diff is its field's, and this makes serde \
+                     write the field otherwise than its type's own `Serialize`; remove it, or give the field a type whose own \
+                     `Serialize` and `Diff` write that JSON"
+                ),
+            ));
+        }
+    }
+}
+
+/// The container keys that make serde write a newtype otherwise than as its field
+/// (`transparent` writes it as its field too).
+const NEWTYPE_RESHAPING: &[&str] = &["into", "remote"];
+
+/// The field keys that make serde write a newtype's field otherwise than its type does.
+const NEWTYPE_FIELD_RESHAPING: &[&str] = &["serialize_with", "with"];
 
 fn reshaping_field_message(key: &str) -> String {
     let why = match key {
@@ -82,16 +128,12 @@ fn reshaping_field_message(key: &str) -> String {
 }
 
 fn store_shape(cx: &mut Ctxt, input: &Input<'_>) {
-    const MESSAGE: &str =
-        "only structs with named fields can be stores: `struct Counter { counter: i64 }`";
-    match &input.original.data {
-        Data::Struct(data) => match &data.fields {
-            Fields::Named(_) => {}
-            Fields::Unnamed(fields) => cx.error_spanned_by(fields, MESSAGE),
-            Fields::Unit => cx.error_spanned_by(input.ident, MESSAGE),
-        },
-        Data::Enum(data) => cx.error_spanned_by(data.enum_token, MESSAGE),
-        Data::Union(data) => cx.error_spanned_by(data.union_token, MESSAGE),
+    if let Shape::Union(union_token) = input.shape {
+        cx.error_spanned_by(
+            union_token,
+            "a union cannot be a store: serde cannot write it as JSON; a store is a struct with named fields \
+             (`struct Counter { counter: i64 }`), a newtype (`struct Text(String)`), a tuple or unit struct, or an enum",
+        );
     }
 }
 

@@ -321,7 +321,8 @@ impl<'a> Changes<'a> {
 /// Implemented for scalars, `String`, `Option`, `Box`/`Rc`/`Arc`/`Cow`, `Vec`/arrays/slices/tuples
 /// (by position), `HashMap`/`BTreeMap` whose keys are strings, integers, bools or chars (by key,
 /// see [`DiffKey`]), `serde_json::Value`, and, through `#[derive(Diff)]` or `#[derive(Store)]`,
-/// for structs with named fields (field by field).
+/// for structs with named fields (field by field), newtypes (as their field) and enums, tuple
+/// and unit structs (whole).
 ///
 /// The contract (checked by property tests): applying the changes to `self`'s JSON with
 /// [`apply`] gives exactly `new`'s JSON.

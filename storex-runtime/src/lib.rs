@@ -1,8 +1,9 @@
 //! storex keeps a web front-end's store state on the server.
 //!
-//! A store is a Rust struct with `#[derive(Store)]`; its init and mutations are methods in a
-//! `#[storex::mutations]` impl. Browsers join a store by name over one WebSocket, receive its state
-//! once, then only diffs; they commit mutations by name, and server code can mutate stores too.
+//! A store is a Rust type with `#[derive(Store)]` (a struct, a newtype, an enum: its state is
+//! any JSON value); its init and mutations are methods in a `#[storex::mutations]` impl.
+//! Browsers join a store by name over one WebSocket, receive its state once, then only diffs;
+//! they commit mutations by name, and server code can mutate stores too.
 //! The wire protocol is the one of the Elixir library Storex, so its JavaScript client works unchanged.
 //!
 //! ```
@@ -106,18 +107,29 @@ pub use store::{
     BoxFuture, Call, DurableState, Extensions, Init, IntoInit, IntoOutcome, MutationInfo,
     Mutations, Outcome, Params, Reply, Session, Step, Store,
 };
-/// Makes a struct with named fields a store: its name (`Store::NAME`), its per-field diff, and
-/// its registration by name. Its behaviour comes from a [`macro@mutations`] impl.
+/// Makes a type a store: its name (`Store::NAME`), its diff, and its registration by name. Its
+/// behaviour comes from a [`macro@mutations`] impl.
 ///
-/// - `#[store(name = "...")]` on the struct: the name clients join by (default: the type's name).
+/// A store's state is any JSON value, so a store can be:
+/// - a struct with named fields, diffed field by field (`{"a":"u","p":["counter"],"t":1}`);
+/// - a newtype, `struct Text(serde_json::Value)`: serde writes it as its field, and its diff is
+///   its field's, at paths from the root; a newtype over a [`List`] or a [`Map`] is tracked as
+///   the collection is. With `#[storex(replace)]` on its field, it is sent whole when it changed;
+/// - an enum, a tuple struct of several fields or a unit struct: sent whole when it changed, which
+///   needs `PartialEq`, as one update at the root (`{"a":"u","p":[],"t":...}`).
+///
+/// Its attributes:
+/// - `#[store(name = "...")]` on the type: the name clients join by (default: the type's name).
 /// - `#[store(durable)]`: in durable sessions (`Config::durable`), the store's instances are saved
 ///   and made again from their saved state on another node; the store must be `serde::Deserialize`.
 /// - `#[storex(replace)]` on a field: send the whole field when it changed (needs `PartialEq`,
 ///   not `Diff`).
 /// - serde's `rename` and `rename_all` name the diff's keys as they name the JSON's; serde
-///   attributes that would make the diff disagree with the JSON (`flatten`, `skip_serializing_if`,
-///   `serialize_with`, `tag`, `transparent`...) are compile errors. Fields serde skips are not diffed.
-/// - Stores cannot be generic, and must be `serde::Serialize + Clone + Send + 'static`.
+///   attributes that would make the diff disagree with the JSON are compile errors: on a struct
+///   with named fields `flatten`, `skip_serializing_if`, `serialize_with`, `tag`, `transparent`...;
+///   on a newtype `into` and its field's `serialize_with` and `with` (`transparent` is fine).
+///   Fields serde skips are not diffed.
+/// - Stores cannot be generic or unions, and must be `serde::Serialize + Clone + Send + 'static`.
 ///
 /// ```
 /// use storex::Store;
@@ -148,15 +160,69 @@ pub use store::{
 ///     serde_json::json!([{"a": "u", "p": ["userName"], "t": "grace"}])
 /// );
 /// ```
+///
+/// An enum store is replaced at the root when a mutation changes it; a newtype store is its
+/// field:
+///
+/// ```
+/// use serde_json::json;
+/// use storex::Store;
+///
+/// #[derive(Store, serde::Serialize, Clone, PartialEq)]
+/// pub enum Phase {
+///     Idle,
+///     Loading { progress: u8 },
+/// }
+///
+/// #[storex::mutations]
+/// impl Phase {
+///     #[init]
+///     fn init() -> Self {
+///         Phase::Idle
+///     }
+///
+///     #[mutation("load")]
+///     fn load(&mut self, progress: u8) {
+///         *self = Phase::Loading { progress };
+///     }
+/// }
+///
+/// #[derive(Store, serde::Serialize, Clone)]
+/// pub struct Text(serde_json::Value);
+///
+/// #[storex::mutations]
+/// impl Text {
+///     #[init]
+///     fn init() -> Self {
+///         Text(json!("abc"))
+///     }
+/// }
+///
+/// let diff = storex::diff::diff(&Phase::Idle, &Phase::Loading { progress: 10 }).unwrap();
+/// assert_eq!(
+///     serde_json::to_value(&diff).unwrap(),
+///     json!([{"a": "u", "p": [], "t": {"Loading": {"progress": 10}}}])
+/// );
+/// assert_eq!(serde_json::to_value(Text(json!("abc"))).unwrap(), json!("abc"));
+/// let diff = storex::diff::diff(&Text(json!({"x": 1})), &Text(json!({"x": 2}))).unwrap();
+/// assert_eq!(
+///     serde_json::to_value(&diff).unwrap(),
+///     json!([{"a": "u", "p": ["x"], "t": 2}])
+/// );
+/// ```
 pub use storex_macros::Store;
 pub use tracked::{List, Map};
 
 /// Implements [`Diff`](trait@Diff) for a type of a store's state.
 ///
 /// Structs with named fields are diffed field by field (each field's type must be `Diff`, or
-/// the field marked `#[storex(replace)]`); enums, tuple and unit structs are sent whole when they
-/// changed, so they must be `PartialEq`. Generic types get a `T: Diff` bound per type parameter
-/// (`T: Serialize + PartialEq` for the ones sent whole).
+/// the field marked `#[storex(replace)]`). A newtype (`struct Title(String)`), which serde
+/// writes as its field, is diffed as its field, at the same path, and tracked as its field is
+/// (a newtype over a [`List`] records its writes); with `#[storex(replace)]` on its field it is
+/// sent whole when it changed. (Newtypes used to be sent whole, as tuple structs are: mark the
+/// field `#[storex(replace)]` to keep that.) Enums, tuple structs of several fields and unit
+/// structs are sent whole when they changed, so they must be `PartialEq`. Generic types get a
+/// `T: Diff` bound per type parameter (`T: Serialize + PartialEq` for the ones sent whole).
 ///
 /// ```
 /// use storex::Diff;

@@ -18,7 +18,7 @@ use crate::diff::Diff;
 /// A boxed future that can move between threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A store: a struct whose state lives on the server and is mirrored by clients.
+/// A store: a type whose state lives on the server and is mirrored by clients.
 ///
 /// Implemented by `#[derive(Store)]`; its behaviour (init, mutations, terminate) comes from
 /// [`Mutations`], implemented by `#[storex::mutations]`.

@@ -95,6 +95,37 @@ struct Job {
     phase: Phase,
 }
 
+// Stores of other shapes than a struct with named fields. An enum store is sent whole when it
+// changed: at the root, `"p": []`.
+#[derive(Debug, Clone, PartialEq, Serialize, storex::Store)]
+#[store(name = "DiffVectors.Upload")]
+enum Upload {
+    Idle,
+    Sending { done: u32, total: u32 },
+    Failed(String),
+}
+
+#[storex::mutations]
+impl Upload {
+    #[init]
+    fn init() -> Self {
+        Upload::Idle
+    }
+}
+
+// A newtype store is its field: its diff is the field's, at paths from the root.
+#[derive(Debug, Clone, PartialEq, Serialize, storex::Store)]
+#[store(name = "DiffVectors.Text")]
+struct Text(Value);
+
+#[storex::mutations]
+impl Text {
+    #[init]
+    fn init() -> Self {
+        Text(json!("abc"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
 struct Point {
     x: f64,
@@ -385,6 +416,16 @@ fn cases() -> Vec<Case> {
         &Phase::Loading { progress: 10 },
     ));
     cases.push(case(
+        "enum store changes variant: root replace",
+        &Upload::Sending { done: 1, total: 4 },
+        &Upload::Failed("timeout".to_owned()),
+    ));
+    cases.push(case(
+        "enum store, same variant, other data: root replace",
+        &Upload::Sending { done: 1, total: 4 },
+        &Upload::Sending { done: 2, total: 4 },
+    ));
+    cases.push(case(
         "enum field: same variant, other data, sent whole",
         &Job {
             id: 1,
@@ -436,6 +477,18 @@ fn cases() -> Vec<Case> {
         "Value: integer 1 -> float 1.0",
         &json!({"n": 1}),
         &json!({"n": 1.0}),
+    ));
+
+    // Newtype stores.
+    cases.push(case(
+        "newtype store over a string Value: update at the root",
+        &Text(json!("abc")),
+        &Text(json!("abd")),
+    ));
+    cases.push(case(
+        "newtype store over an object Value: the diff is inside it, from the root",
+        &Text(json!({"x": 1, "list": [1, 2]})),
+        &Text(json!({"x": 2, "list": [1], "y": null})),
     ));
 
     // Floats and strings.
@@ -492,6 +545,10 @@ fn cases() -> Vec<Case> {
 // Tracked transactions: the diff is what `Diff::changes_since` emits after writes on tracked
 // collections, checked here to be the structural diff as well.
 
+// A newtype over a tracked list is tracked as the list is: its marks are the list's.
+#[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
+struct TrackedTodos(List<Todo>);
+
 #[derive(Debug, Clone, PartialEq, Serialize, storex::Diff)]
 struct TrackedBoard {
     name: String,
@@ -511,7 +568,15 @@ fn tracked_board() -> TrackedBoard {
 
 /// A case whose diff a transaction emitted: `write` runs between `begin` and `changes_since`.
 fn tracked_case(name: &'static str, write: impl FnOnce(&mut TrackedBoard)) -> Case {
-    let old = tracked_board();
+    tracked_case_from(name, tracked_board(), write)
+}
+
+/// A tracked case from `old`, of any type.
+fn tracked_case_from<T: Diff + Clone>(
+    name: &'static str,
+    old: T,
+    write: impl FnOnce(&mut T),
+) -> Case {
     let mut new = old.clone();
     let mark = new.begin();
     write(&mut new);
@@ -585,6 +650,15 @@ fn tracked_cases(cases: &mut Vec<Case>) {
         |b| {
             b.by_id.remove("1");
             b.todos[2].tags.clear();
+        },
+    ));
+    cases.push(tracked_case_from(
+        "tracked newtype over a list: one element written, one removed, from the root",
+        TrackedTodos(board().todos.into()),
+        |todos| {
+            const { assert!(<TrackedTodos as Diff>::TRACKED) };
+            todos.0[0].done = true;
+            todos.0.remove(1);
         },
     ));
 }

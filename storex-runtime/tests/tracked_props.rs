@@ -9,6 +9,9 @@
 //! `#[storex(replace)]` field and a `#[serde(skip)]` one; the writes include several writes to
 //! one element, insert then delete, growth and shrinking, replacing a tracked collection, taking
 //! it with `mem::take`, and swapping two of them.
+//!
+//! A newtype over the state (`#[derive(Diff)] struct Wrapped(State)`) is tracked through its
+//! field: the same writes give it the same diffs and the same rollbacks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -49,6 +52,14 @@ struct State {
     hidden: Vec<u8>,
     spare: List<Item>,
 }
+
+/// The state behind a newtype: serde writes it as the state, and its marks are the state's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, storex::Diff)]
+struct Wrapped(State);
+
+/// A newtype over a tracked list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, storex::Diff)]
+struct Rows(List<Item>);
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -461,6 +472,64 @@ proptest! {
             state.commit(mark);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A newtype over the state: tracked (its mark is its field's), and its diff, its way back
+    /// and its rollback are the structural ones, at the same paths as the state's.
+    #[test]
+    fn a_newtype_is_tracked_as_its_field(
+        state in state(),
+        ops in prop::collection::vec(op(), 0..12),
+        fail in any::<bool>(),
+    ) {
+        let mut wrapped = Wrapped(state);
+        let before = wrapped.clone();
+        let mark = wrapped.begin();
+        prop_assert_eq!(format!("{mark:?}"), "Mark::tracked");
+        for op in &ops {
+            run(&mut wrapped.0, op);
+        }
+        if fail {
+            roll_back(&mut wrapped, mark);
+            prop_assert_eq!(&wrapped, &before);
+        } else {
+            let emitted = changes_since(&wrapped, &mark).unwrap();
+            prop_assert_eq!(normalized(&emitted), normalized(&diff(&before, &wrapped).unwrap()));
+            prop_assert_eq!(normalized(&emitted), normalized(&diff(&before.0, &wrapped.0).unwrap()));
+            let back = changes_back(&wrapped, &mark).unwrap();
+            prop_assert_eq!(normalized(&back), normalized(&diff(&wrapped, &before).unwrap()));
+            wrapped.commit(mark);
+        }
+    }
+}
+
+#[test]
+fn a_newtype_over_a_list_keeps_one_element_for_a_one_field_change() {
+    const { assert!(<Rows as Diff>::TRACKED) };
+    let mut rows = Rows(
+        (0..10_000)
+            .map(|id| Item {
+                id,
+                title: format!("item {id}"),
+                done: false,
+                tags: Vec::new(),
+                score: 0,
+            })
+            .collect(),
+    );
+    let mark = rows.begin();
+    assert_eq!(format!("{mark:?}"), "Mark::tracked");
+    rows.0[5_000].score += 1;
+    let changes = changes_since(&rows, &mark).unwrap();
+    assert_eq!(
+        serde_json::to_string(&changes).unwrap(),
+        r#"[{"a":"u","p":[5000,"score"],"t":1}]"#
+    );
+    roll_back(&mut rows, mark);
+    assert_eq!(rows.0[5_000].score, 0);
 }
 
 #[test]

@@ -1,15 +1,20 @@
-//! `#[derive(Diff)]` and `#[derive(Store)]`: the per-field diff, the store's name and its
-//! registration.
+//! `#[derive(Diff)]` and `#[derive(Store)]`: the diff (field by field, the field's own for a
+//! newtype, or whole), the store's name and its registration.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::ast::{Input, Shape};
+use crate::ast::{Field, Input, Shape};
 
-/// `impl Diff`: field by field for structs with named fields, the whole value otherwise.
+/// `impl Diff`: field by field for structs with named fields, the field's own for a newtype,
+/// the whole value otherwise.
 pub fn diff_impl(input: &Input<'_>) -> TokenStream {
-    diff_impl_with(input, diff_body(input), tracking(input))
+    let methods = match &input.shape {
+        Shape::Newtype(field) => newtype_tracking(input, field),
+        _ => tracking(input),
+    };
+    diff_impl_with(input, diff_body(input), methods)
 }
 
 /// How a field takes part in a transaction.
@@ -60,7 +65,7 @@ fn tracking(input: &Input<'_>) -> TokenStream {
     let mut restore = Vec::new();
     let mut commit = Vec::new();
     for ((field, kept), var) in fields.iter().zip(&kept).zip(&vars) {
-        let member = field.ident;
+        let member = &field.member;
         let ty = field.ty;
         let key = field.json_key(rename_all);
         match kept {
@@ -190,11 +195,89 @@ fn tracking(input: &Input<'_>) -> TokenStream {
     }
 }
 
+/// The transaction methods of a newtype with no generics: its field's own, so that a newtype
+/// over a tracked collection (`struct Rows(List<Row>)`) records its writes as the collection
+/// does. The mark of the field is the newtype's record. A field sent whole
+/// (`#[storex(replace)]`) and generic newtypes keep the default (a copy).
+fn newtype_tracking(input: &Input<'_>, field: &Field<'_>) -> TokenStream {
+    if field.attrs.replace || !input.original.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let p = quote!(::storex::__private);
+    let ty = field.ty;
+    let member = &field.member;
+    // Spanned at the field's type, as its diff is: a type that is not `Diff` is one error there.
+    let span = ty.span();
+    let diff = quote_spanned!(span=> <#ty as #p::Diff>);
+    let record = quote!(#p::Mark<#ty>);
+    quote! {
+        const TRACKED: bool = #diff::TRACKED;
+
+        fn begin(&mut self) -> #p::Mark<Self>
+        where
+            Self: ::core::clone::Clone,
+        {
+            if !<Self as #p::Diff>::TRACKED {
+                return #p::Mark::copy(::core::clone::Clone::clone(self));
+            }
+            #p::Mark::tracked(#diff::begin(&mut self.#member))
+        }
+
+        fn settle(&self, mark: &#p::Mark<Self>) {
+            if let ::core::option::Option::Some(inner) = mark.record::<#record>() {
+                #diff::settle(&self.#member, inner);
+            }
+        }
+
+        fn changes_since<'__storex>(
+            &'__storex self,
+            mark: &'__storex #p::Mark<Self>,
+            changes: &mut #p::Changes<'__storex>,
+        ) {
+            match mark.record::<#record>() {
+                ::core::option::Option::Some(inner) => #diff::changes_since(&self.#member, inner, changes),
+                ::core::option::Option::None => #p::changes_since_copy(self, mark, changes),
+            }
+        }
+
+        fn changes_back<'__storex>(
+            &'__storex self,
+            mark: &'__storex #p::Mark<Self>,
+            changes: &mut #p::Changes<'__storex>,
+        ) {
+            match mark.record::<#record>() {
+                ::core::option::Option::Some(inner) => #diff::changes_back(&self.#member, inner, changes),
+                ::core::option::Option::None => #p::changes_back_copy(self, mark, changes),
+            }
+        }
+
+        fn undo(&mut self, mark: &mut #p::Mark<Self>) {
+            match mark.record_mut::<#record>() {
+                ::core::option::Option::Some(inner) => #diff::undo(&mut self.#member, inner),
+                ::core::option::Option::None => #p::undo_copy(self, mark),
+            }
+        }
+
+        fn restore(&mut self, mark: #p::Mark<Self>) {
+            if let ::core::option::Option::Some(inner) = mark.into_record::<#record>() {
+                #diff::restore(&mut self.#member, inner);
+            }
+        }
+
+        fn commit(&mut self, mark: #p::Mark<Self>) {
+            if let ::core::option::Option::Some(inner) = mark.into_record::<#record>() {
+                #diff::commit(&mut self.#member, inner);
+            }
+        }
+    }
+}
+
 fn diff_impl_with(input: &Input<'_>, body: TokenStream, methods: TokenStream) -> TokenStream {
     let ident = input.ident;
     let mut generics = input.original.generics.clone();
-    let bound = match input.shape {
+    let bound = match &input.shape {
         Shape::Named(_) => quote!(::storex::__private::Diff),
+        Shape::Newtype(field) if !field.attrs.replace => quote!(::storex::__private::Diff),
         _ => quote!(::storex::__private::serde::Serialize + ::core::cmp::PartialEq),
     };
     let type_params: Vec<_> = generics.type_params().map(|p| p.ident.clone()).collect();
@@ -232,7 +315,7 @@ fn diff_body(input: &Input<'_>) -> TokenStream {
                 .iter()
                 .filter(|field| !field.serde.skipped)
                 .map(|field| {
-                    let member = field.ident;
+                    let member = &field.member;
                     let key = field.json_key(rename_all);
                     // Spanned at the field's type: a type that cannot be diffed (or compared,
                     // for `replace`) is reported on the user's field.
@@ -254,7 +337,21 @@ fn diff_body(input: &Input<'_>) -> TokenStream {
                 quote!(#(#steps)*)
             }
         }
-        // Enums, tuple and unit structs: replaced whole when they differ (needs `PartialEq`).
+        // serde writes a newtype as its field: the field's diff is at the newtype's own path.
+        Shape::Newtype(field) => {
+            let member = &field.member;
+            if field.attrs.replace {
+                quote_spanned! {field.ty.span()=>
+                    ::storex::__private::replace_whole(&self.#member, &new.#member, changes)
+                }
+            } else {
+                quote_spanned! {field.ty.span()=>
+                    ::storex::__private::Diff::diff(&self.#member, &new.#member, changes)
+                }
+            }
+        }
+        // Enums, tuple structs of several fields and unit structs: replaced whole when they
+        // differ (needs `PartialEq`).
         _ => quote_spanned! {ident.span()=>
             ::storex::__private::replace_whole(self, new, changes)
         },

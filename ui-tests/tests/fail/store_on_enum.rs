@@ -1,9 +1,0 @@
-use storex::Store;
-
-#[derive(Store, serde::Serialize, Clone)]
-pub enum Light {
-    On,
-    Off,
-}
-
-fn main() {}
