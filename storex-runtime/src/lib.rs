@@ -56,6 +56,10 @@
 //! [`Hub::mutate_session`], and by name [`Hub::mutate_by_name`]) and stops them gracefully
 //! ([`Hub::stop`]). The browser client is served at `<path>/storex.js` ([`client`]).
 //!
+//! Types in the browser: with cargo feature `ts`, `storex::ts` writes the TypeScript types of
+//! the stores marked `#[store(ts)]` (with ts-rs), which type the browser client's store name,
+//! `state` and `commit`.
+//!
 //! Several nodes: with cargo feature `redis`, `storex::redis` carries server-side mutations to
 //! every node (`RedisBackplane`) and keeps durable sessions (`RedisSessions`, with
 //! [`Config::durable`] and `#[store(durable)]`), so that a client whose node died resumes on
@@ -122,6 +126,9 @@ pub use store::{
 /// - `#[store(name = "...")]` on the type: the name clients join by (default: the type's name).
 /// - `#[store(durable)]`: in durable sessions (`Config::durable`), the store's instances are saved
 ///   and made again from their saved state on another node; the store must be `serde::Deserialize`.
+/// - `#[store(ts)]`: with cargo feature `ts`, `storex::ts` exports the store's TypeScript types
+///   (its state and its mutations' arguments and replies must be `ts_rs::TS`); without the
+///   feature it does nothing.
 /// - `#[storex(replace)]` on a field: send the whole field when it changed (needs `PartialEq`,
 ///   not `Diff`).
 /// - serde's `rename` and `rename_all` name the diff's keys as they name the JSON's; serde
