@@ -159,7 +159,10 @@ fn export_writes_the_store_file_and_every_type_it_imports() {
 fn export_all_writes_every_store_marked_ts() {
     let dir = TempDir::new("all");
     let written = storex::ts::export_all(&storex::ts::config(&dir.0)).unwrap();
-    assert_eq!(written, [dir.0.join("BoardStore.ts")]);
+    assert_eq!(
+        written,
+        [dir.0.join("BoardStore.ts"), dir.0.join("PhaseStore.ts")]
+    );
     assert!(dir.0.join("Card.ts").exists());
 }
 
@@ -185,4 +188,40 @@ fn a_store_without_ts_is_left_out() {
     }
     let registry = storex::Registry::global().unwrap();
     assert!(registry.get("Typed.Plain").is_some());
+}
+
+/// A store of another shape: a newtype is typed as its field, an enum as ts-rs's union.
+#[derive(Store, TS, Serialize, Clone, PartialEq, Debug)]
+#[store(name = "Typed.Phase", ts)]
+pub enum Phase {
+    Idle,
+    Running { since: u64 },
+}
+
+#[storex::mutations]
+impl Phase {
+    #[init]
+    fn init() -> Self {
+        Phase::Idle
+    }
+
+    #[mutation("start")]
+    fn start(&mut self, since: u64) {
+        *self = Phase::Running { since };
+    }
+}
+
+#[test]
+fn stores_of_other_shapes_export_their_state() {
+    let dir = TempDir::new("shapes");
+    let config = storex::ts::config(&dir.0);
+    let text = storex::ts::declaration::<Phase>(&config);
+    assert!(text.contains("state: Phase;"), "{text}");
+    assert!(text.contains(r#""start": { args: [since: number]; reply: undefined };"#));
+    storex::ts::export::<Phase>(&config).unwrap();
+    let phase = std::fs::read_to_string(dir.0.join("Phase.ts")).unwrap();
+    assert!(
+        phase.contains(r#"export type Phase = "Idle" | { "Running": { since: number, } };"#),
+        "{phase}"
+    );
 }

@@ -1,5 +1,6 @@
 // A store marked `#[store(ts)]`: borrowed replies, async mutations, `Self` in an argument,
-// context arguments and a raw identifier all describe; the declaration lists them in order.
+// context arguments and raw identifiers all describe (`with`, which TypeScript reserves, is
+// labelled `with_`); the declaration lists them in order.
 use serde::{Deserialize, Serialize};
 use storex::{Params, Reply, Session, Store};
 use ts_rs::TS;
@@ -40,6 +41,6 @@ impl Typed {
 fn main() {
     let text = storex::ts::declaration::<Typed>(&storex::ts::config("out"));
     assert!(text.contains(r#""text": { args: []; reply: string };"#), "{text}");
-    assert!(text.contains(r#""replace": { args: [with: Typed]; reply: undefined };"#), "{text}");
+    assert!(text.contains(r#""replace": { args: [with_: Typed]; reply: undefined };"#), "{text}");
     assert!(text.contains(r#""type": { args: [type: Array<number | null>]; reply: number };"#), "{text}");
 }
