@@ -137,7 +137,8 @@ pub enum JoinError {
     },
 }
 
-struct Instance<S> {
+/// An instance of store `S`: its state and its join context.
+pub(crate) struct Instance<S> {
     state: S,
     key: Option<String>,
     session: Session,
@@ -153,32 +154,39 @@ pub(crate) fn join<S: Mutations>(
     time_limit: Option<Duration>,
 ) -> BoxFuture<'static, Result<Box<dyn LiveStore>, JoinError>> {
     Box::pin(async move {
-        let init = AssertUnwindSafe(async { S::init(&session, &params).await }).catch_unwind();
-        match within(time_limit, init).await {
-            Ok(Ok(Ok(init))) => {
-                let instance = Instance {
-                    state: init.state,
-                    key: init.key,
-                    session,
-                    params,
-                    time_limit,
-                };
-                Ok(Box::new(instance) as Box<dyn LiveStore>)
-            }
-            Ok(Ok(Err(message))) => Err(JoinError::Refused(message)),
-            Ok(Err(_panic)) => {
-                tracing::error!(store = S::NAME, "init panicked");
-                Err(JoinError::Panicked { store: S::NAME })
-            }
-            Err(_elapsed) => {
-                tracing::warn!(store = S::NAME, limit = ?time_limit, "init timed out");
-                Err(JoinError::TimedOut {
-                    store: S::NAME,
-                    limit: time_limit.unwrap_or_default(),
-                })
-            }
-        }
+        let instance = start::<S>(session, params, time_limit).await?;
+        Ok(Box::new(instance) as Box<dyn LiveStore>)
     })
+}
+
+/// [`join`], unboxed: the instance keeps its type (the test kit reads its state).
+pub(crate) async fn start<S: Mutations>(
+    session: Session,
+    params: Params,
+    time_limit: Option<Duration>,
+) -> Result<Instance<S>, JoinError> {
+    let init = AssertUnwindSafe(async { S::init(&session, &params).await }).catch_unwind();
+    match within(time_limit, init).await {
+        Ok(Ok(Ok(init))) => Ok(Instance {
+            state: init.state,
+            key: init.key,
+            session,
+            params,
+            time_limit,
+        }),
+        Ok(Ok(Err(message))) => Err(JoinError::Refused(message)),
+        Ok(Err(_panic)) => {
+            tracing::error!(store = S::NAME, "init panicked");
+            Err(JoinError::Panicked { store: S::NAME })
+        }
+        Err(_elapsed) => {
+            tracing::warn!(store = S::NAME, limit = ?time_limit, "init timed out");
+            Err(JoinError::TimedOut {
+                store: S::NAME,
+                limit: time_limit.unwrap_or_default(),
+            })
+        }
+    }
 }
 
 /// An instance of `S` made again from its state as JSON (a durable session taken over from
@@ -243,6 +251,21 @@ fn panicked<S: Mutations>(name: &str) -> MutationError {
 }
 
 impl<S: Mutations> Instance<S> {
+    /// The state, typed.
+    pub(crate) fn typed(&self) -> &S {
+        &self.state
+    }
+
+    /// The session it runs in.
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// What init was given.
+    pub(crate) fn params(&self) -> &Params {
+        &self.params
+    }
+
     fn mutate_now(&mut self, name: &str, args: &[Value]) -> Result<Applied, MutationError> {
         let Self {
             state,

@@ -94,6 +94,7 @@ pub mod redis;
 mod registry;
 mod resume;
 mod store;
+pub mod testing;
 pub mod tracked;
 pub mod transport;
 #[cfg(feature = "ts")]
