@@ -347,7 +347,68 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use storex::testing::TestStore;
+
     use super::*;
+
+    /// A member of `room` named `name`, joined as the server joins it: the rooms attached as
+    /// the connect hook attaches them, a live session of the rooms' hub.
+    async fn member(rooms: &Arc<Rooms>, room: &str, name: &str) -> TestStore<Chat> {
+        TestStore::<Chat>::joining()
+            .params(json!({ "room": room, "name": name }))
+            .extension(rooms.clone())
+            .hub(&rooms.hub)
+            .join()
+            .await
+            .unwrap()
+    }
+
+    /// What is said in a room is pushed to every member of it, the sender included, and to
+    /// no other room; a newcomer starts from the room's history.
+    #[tokio::test]
+    async fn a_message_reaches_every_member_of_the_room_only() {
+        let rooms = Arc::new(Rooms {
+            hub: Hub::new(),
+            history: History::Local(LocalHistory::default()),
+        });
+        let mut ada = member(&rooms, "lobby", "ada").await;
+        let mut bob = member(&rooms, "lobby", "bob").await;
+        let mut cy = member(&rooms, "kitchen", "cy").await;
+
+        ada.commit("say", [json!("  hello ")]).await.unwrap();
+        // The sender's own state changes when the message arrives, as everyone's.
+        assert_eq!(ada.last_diff_json(), Some(json!([])));
+        for member in [&mut ada, &mut bob] {
+            let pushed = member.next_from_hub().await.unwrap();
+            let diff = pushed.diff_json().unwrap();
+            assert_eq!(diff[0]["a"], "i", "{diff}");
+            assert_eq!(diff[0]["p"], json!(["messages", 0]));
+            assert_eq!(
+                (
+                    &diff[0]["t"]["id"],
+                    &diff[0]["t"]["from"],
+                    &diff[0]["t"]["text"]
+                ),
+                (&json!(1), &json!("ada"), &json!("hello"))
+            );
+        }
+        assert_eq!(cy.queued_from_hub().await, vec![]);
+        assert!(cy.state().messages.is_empty());
+
+        let newcomer = member(&rooms, "lobby", "dee").await;
+        assert_eq!(newcomer.state().messages, bob.state().messages);
+
+        let refused = bob.commit("say", [json!("   ")]).await.unwrap_err();
+        assert!(refused.to_string().starts_with("A message"), "{refused}");
+        let refused = TestStore::<Chat>::joining()
+            .params(json!({"room": "lobby"}))
+            .extension(rooms.clone())
+            .join()
+            .await
+            .unwrap_err();
+        assert_eq!(refused.to_string(), "A name is required to join the chat.");
+    }
 
     #[test]
     fn rooms_keep_their_own_capped_history() {

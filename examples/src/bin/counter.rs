@@ -69,6 +69,9 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use storex::testing::TestStore;
+
     use super::*;
 
     /// pages/types/CounterStore.ts and the files it imports are what the store's types export now.
@@ -77,15 +80,70 @@ mod tests {
         storex_examples::types::types_are_current().unwrap();
     }
 
-    #[test]
-    fn mutations_follow_the_storex_readme_and_refuse_overflow() {
-        let mut store = Counter::init();
-        assert_eq!(store.increase(), Ok(()));
-        assert_eq!(store.decrease(), Ok(Reply("message")));
-        store.set(i64::MAX);
-        assert_eq!(store.increase(), Err(TOO_BIG.to_owned()));
-        assert_eq!(store.counter, i64::MAX);
-        store.set(i64::MIN);
-        assert_eq!(store.decrease(), Err(TOO_SMALL.to_owned()));
+    /// The store as a client drives it, with storex's test kit: no server, no socket.
+    #[tokio::test]
+    async fn mutations_follow_the_storex_readme_and_refuse_overflow() {
+        let mut store = TestStore::<Counter>::join().await.unwrap();
+        assert_eq!(store.state_json().unwrap(), json!({"counter": 0}));
+
+        store.commit("increase", []).await.unwrap();
+        assert_eq!(
+            store.last_diff_json(),
+            Some(json!([{"a": "u", "p": ["counter"], "t": 1}]))
+        );
+        store.commit("decrease", []).await.unwrap();
+        assert_eq!(store.last_reply(), Some(&json!("message")));
+        assert_eq!(store.state().counter, 0);
+
+        // Typed: a misspelt name or a wrong argument count would not compile.
+        store
+            .commit_typed(storex::mutation!(Counter, "set", i64::MAX))
+            .await
+            .unwrap();
+        let error = store.commit("increase", []).await.unwrap_err();
+        assert_eq!(error.to_string(), TOO_BIG);
+        assert_eq!(store.state().counter, i64::MAX);
+        store.commit("set", [json!(i64::MIN)]).await.unwrap();
+        let error = store.commit("decrease", []).await.unwrap_err();
+        assert_eq!(error.to_string(), TOO_SMALL);
+        // What a client sends wrong is answered, not run.
+        let error = store.commit("set", [json!("ten")]).await.unwrap_err();
+        assert!(error.to_string().contains("does not fit"), "{error}");
+        assert_eq!(store.state().counter, i64::MIN);
+    }
+
+    /// The server-side endpoint reaches every live counter, and each client is pushed the change.
+    #[tokio::test]
+    async fn increase_all_reaches_every_live_counter() {
+        let hub = Hub::new();
+        let mut first = TestStore::<Counter>::joining()
+            .hub(&hub)
+            .join()
+            .await
+            .unwrap();
+        let mut second = TestStore::<Counter>::joining()
+            .hub(&hub)
+            .join()
+            .await
+            .unwrap();
+        second.commit("set", [json!(41)]).await.unwrap();
+
+        let response = increase_all(web::Data::new(hub.clone())).await;
+        assert_eq!(response.status(), 200);
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        assert_eq!(body, r#"{"reached":2}"#);
+
+        for (store, expected) in [(&mut first, 1), (&mut second, 42)] {
+            let pushed = store.next_from_hub().await.unwrap();
+            let push = pushed.message_json().unwrap();
+            assert_eq!(push["session"], json!(store.session().id()));
+            assert_eq!(
+                push["diff"],
+                json!([{"a": "u", "p": ["counter"], "t": expected}])
+            );
+            assert_eq!(store.state().counter, expected);
+        }
     }
 }

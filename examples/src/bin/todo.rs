@@ -296,7 +296,86 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use storex::testing::{Pushed, TestStore};
+
     use super::*;
+
+    /// A tab of `user`, joined as the server joins it: the shared lists attached as the connect
+    /// hook attaches them, a live session of `hub`.
+    async fn tab(hub: &Hub, lists: &Arc<Lists>, user: &str) -> TestStore<Todo> {
+        TestStore::<Todo>::joining()
+            .params(json!({ "user": user }))
+            .extension(lists.clone())
+            .hub(hub)
+            .join()
+            .await
+            .unwrap()
+    }
+
+    /// A change in one tab is the answer of that tab and a push to the user's other tabs only;
+    /// the committing tab's own sync changes nothing, so nothing is pushed to it twice.
+    #[tokio::test]
+    async fn a_change_reaches_every_tab_of_the_user_and_no_other_user() {
+        let hub = Hub::new();
+        let lists = Arc::new(Lists {
+            hub: hub.clone(),
+            by_user: Mutex::default(),
+        });
+        let mut ada = tab(&hub, &lists, "ada").await;
+        let mut ada_again = tab(&hub, &lists, "ada").await;
+        let mut bob = tab(&hub, &lists, "bob").await;
+        assert_eq!((ada.key(), bob.key()), (Some("ada"), Some("bob")));
+
+        ada.commit("add", [json!("milk")]).await.unwrap();
+        let answer = ada.last_diff_json().unwrap();
+        let milk = json!({"id": 1, "title": "milk", "done": false});
+        assert!(
+            answer
+                .as_array()
+                .unwrap()
+                .contains(&json!({"a": "i", "p": ["list", "items", 0], "t": milk})),
+            "{answer}"
+        );
+
+        let pushed = ada_again.next_from_hub().await.unwrap();
+        assert_eq!(pushed.mutation.as_ref().map(|m| m.name()), Some("sync"));
+        assert_eq!(pushed.message_json().unwrap()["diff"], answer);
+        assert_eq!(ada_again.state_json().unwrap(), ada.state_json().unwrap());
+
+        let own: Vec<Pushed> = ada.queued_from_hub().await;
+        assert_eq!(own.len(), 1);
+        assert_eq!(
+            (own[0].diff_json(), &own[0].message),
+            (Some(json!([])), &None)
+        );
+        assert_eq!(bob.queued_from_hub().await, vec![]);
+        assert_eq!(bob.state().list, TodoList::default());
+
+        // Undo in the other tab: both tabs go back.
+        ada_again.commit("undo", []).await.unwrap();
+        ada.next_from_hub().await.unwrap();
+        assert_eq!(ada.state().list.items.len(), 0);
+        assert_eq!(ada.state().list.revision, 2);
+    }
+
+    #[tokio::test]
+    async fn a_tab_needs_a_user_and_the_server_s_lists() {
+        let refused = TestStore::<Todo>::join().await.unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "A user name (1 to 40 characters) is required."
+        );
+        let refused = TestStore::<Todo>::joining()
+            .params(json!({"user": "ada"}))
+            .join()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "The todo lists are not available on this server."
+        );
+    }
 
     /// pages/types/TodoStore.ts and the files it imports are what the store's types export now.
     #[test]
