@@ -85,15 +85,19 @@ async fn the_admin_endpoint_sets_every_counter() {
 fn the_readme_shows_these_tests() {
     let readme = include_str!("../../README.md");
     let this = include_str!("readme.rs");
-    let section = &readme[readme.find("### Testing a store").unwrap()..];
-    let section = &section[..section.find("\n### ").unwrap()];
-    let blocks: Vec<&str> = section
-        .split("```rust\n")
-        .skip(1)
-        .map(|block| &block[..block.find("```").unwrap()])
-        .collect();
-    assert_eq!(blocks.len(), 2);
-    for block in blocks {
+    let blocks_of = |heading: &str| -> Vec<&str> {
+        let section = &readme[readme.find(heading).unwrap()..];
+        let section = &section[..section[4..].find("\n### ").unwrap() + 4];
+        section
+            .split("```rust\n")
+            .skip(1)
+            .map(|block| &block[..block.find("```").unwrap()])
+            .collect()
+    };
+    let store = blocks_of("### A store\n");
+    let tests = blocks_of("### Testing a store\n");
+    assert_eq!((store.len(), tests.len()), (1, 2));
+    for block in store.into_iter().chain(tests) {
         assert!(
             this.contains(block),
             "the README's block is not in tests/readme.rs:\n{block}"
