@@ -56,6 +56,10 @@
 //! [`Hub::mutate_session`], and by name [`Hub::mutate_by_name`]) and stops them gracefully
 //! ([`Hub::stop`]). The browser client is served at `<path>/storex.js` ([`client`]).
 //!
+//! Unit tests of a store: [`testing::TestStore`] joins it, commits its mutations and shows the
+//! diffs, replies, errors and pushes a client would see, without a server or a socket; attached
+//! to a [`Hub`], it is a live session that server code reaches.
+//!
 //! Types in the browser: with cargo feature `ts`, `storex::ts` writes the TypeScript types of
 //! the stores marked `#[store(ts)]` (with ts-rs), which type the browser client's store name,
 //! `state` and `commit`.
