@@ -740,16 +740,13 @@ impl Connection {
                     return (Reaction::Nothing, applied.reply);
                 }
                 instance.versions.advance();
-                let push = MutationFrame {
+                let push = MutationFrame::push(
                     store,
-                    session: self.session.id(),
-                    diff: Json::Value(&applied.diff),
-                    message: None,
-                    request: None,
-                    epoch: Some(instance.versions.epoch()),
-                    version: Some(instance.versions.version()),
-                    replayed: false,
-                }
+                    self.session.id(),
+                    &applied.diff,
+                    instance.versions.epoch(),
+                    instance.versions.version(),
+                )
                 .encode();
                 instance.versions.keep(push.diff(), limits);
                 if let (true, Some(durable)) = (instance.durable, self.durable.as_mut()) {

@@ -349,7 +349,27 @@ impl WrittenFrame {
     }
 }
 
-impl MutationFrame<'_> {
+impl<'a> MutationFrame<'a> {
+    /// A server-side mutation's push: its diff, no message, no request.
+    pub(crate) fn push(
+        store: &'a str,
+        session: &'a str,
+        diff: &'a [Change],
+        epoch: &'a str,
+        version: u64,
+    ) -> Self {
+        Self {
+            store,
+            session,
+            diff: Json::Value(diff),
+            message: None,
+            request: None,
+            epoch: Some(epoch),
+            version: Some(version),
+            replayed: false,
+        }
+    }
+
     /// Writes the frame.
     pub(crate) fn encode(&self) -> WrittenFrame {
         /// Serializing a string, a change or a JSON value cannot fail: every key is a string.

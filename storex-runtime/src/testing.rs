@@ -84,7 +84,7 @@ use crate::hub::{Hub, Registration};
 use crate::instance::{self, Applied, Instance, JoinError, LiveStore, MutationError};
 use crate::local::{Command, HubError, Inbox, OpenError};
 use crate::mutation::{Mutation, NameError, RawMutation};
-use crate::protocol::{Json, MutationFrame, ServerMessage};
+use crate::protocol::{MutationFrame, ServerMessage};
 use crate::store::{Extensions, Mutations, Params, Session};
 
 /// How long [`TestStore::next_from_hub`] waits when no other bound is set.
@@ -513,16 +513,13 @@ impl<S: Mutations> TestStore<S> {
         // A change-less push is not sent, nor the failure of a server-side mutation.
         let message = match &result {
             Ok(applied) if !applied.diff.is_empty() => Some(
-                MutationFrame {
-                    store: S::NAME,
-                    session: self.session().id(),
-                    diff: Json::Value(&applied.diff),
-                    message: None,
-                    request: None,
-                    epoch: Some(self.versions.epoch()),
-                    version: Some(self.versions.version()),
-                    replayed: false,
-                }
+                MutationFrame::push(
+                    S::NAME,
+                    self.session().id(),
+                    &applied.diff,
+                    self.versions.epoch(),
+                    self.versions.version(),
+                )
                 .encode()
                 .text,
             ),
