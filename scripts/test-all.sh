@@ -37,6 +37,8 @@ step "cargo doc (warnings are errors: broken links, bad examples)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
 step "cargo test"
+# The logs go beside the build (which CARGO_TARGET_DIR may put elsewhere).
+mkdir -p target
 cargo test --workspace --all-features 2>&1 | tee target/cargo-test.log
 rust_passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')
 
