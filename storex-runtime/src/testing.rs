@@ -535,28 +535,28 @@ impl<S: Mutations> TestStore<S> {
     /// Runs a mutation from the hub and answers the caller that waits for its reply.
     async fn answer(&mut self, command: Box<Command>) -> Pushed {
         let Command { mutation, reply } = *command;
-        let pushed = if mutation.store() == S::NAME {
-            self.serve(mutation).await
-        } else {
-            // The hub only sends a session the stores it joined; kept as a live session would.
-            let result = Err(MutationError::Refused(
-                HubError::NotJoined {
-                    session: self.session().id().to_owned(),
-                    store: mutation.store(),
-                }
-                .to_string(),
-            ));
-            Pushed {
-                mutation: Some(mutation),
-                result,
-                message: None,
-            }
-        };
-        if let Some(reply) = reply {
+        let (pushed, answer) = if mutation.store() == S::NAME {
+            let pushed = self.serve(mutation).await;
             let answer = match &pushed.result {
                 Ok(applied) => Ok(applied.reply.clone()),
                 Err(error) => Err(HubError::Mutation(error.clone())),
             };
+            (pushed, answer)
+        } else {
+            // A mutation for one session may name a store the session has not joined: a live
+            // session answers so, and runs nothing.
+            let error = HubError::NotJoined {
+                session: self.session().id().to_owned(),
+                store: mutation.store(),
+            };
+            let pushed = Pushed {
+                mutation: Some(mutation),
+                result: Err(MutationError::Refused(error.to_string())),
+                message: None,
+            };
+            (pushed, Err(error))
+        };
+        if let Some(reply) = reply {
             // The caller may have stopped waiting.
             let _ = reply.send(answer);
         }

@@ -356,6 +356,19 @@ async fn attached_to_a_hub_it_is_a_live_session_that_server_code_reaches() {
         )))
     );
 
+    // A store the session has not joined: the hub answers so, and nothing reaches the session.
+    let not_joined = hub
+        .mutate_session(&session, storex::mutation!(common::stores::Other, "set", 1))
+        .await;
+    assert_eq!(
+        not_joined,
+        Err(HubError::NotJoined {
+            session: session.clone(),
+            store: "Test.Other"
+        })
+    );
+    assert_eq!(bob.queued_from_hub().await, vec![]);
+
     // Dropped, the test store's session ends.
     drop(bob);
     assert_eq!(hub.session_count(), 1);
