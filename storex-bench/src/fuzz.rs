@@ -890,7 +890,7 @@ impl Conn {
 
 fn open(endpoint: &Endpoint) -> Result<Conn, String> {
     let accepted = endpoint
-        .accept(Extensions::new())
+        .accept(&storex::ConnectRequest::default(), Extensions::new())
         .map_err(|refusal| format!("accept refused: {} {}", refusal.status, refusal.message))?;
     let own = accepted.session_id().to_owned();
     let (to_server, incoming) = mpsc::unbounded_channel();

@@ -117,7 +117,7 @@ async fn entry(
             .content_type("application/json")
             .body(answer.body);
     }
-    let accepted = match endpoint.accept(extensions) {
+    let accepted = match endpoint.accept(&connect, extensions) {
         Ok(accepted) => accepted,
         Err(refusal) => return refused(refusal),
     };

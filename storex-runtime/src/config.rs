@@ -1,21 +1,23 @@
 //! Configuration of a storex endpoint: its path, limits and hooks, and its hub.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backplane::Backplane;
 use crate::durable::SessionStore;
+use crate::hooks::{Hooks, MutationEvent, MutationOutcome};
 use crate::hub::Hub;
 use crate::resume::ResumeSettings;
-use crate::store::Extensions;
+use crate::store::{Extensions, Store};
 
 /// The default path of the endpoint (PROTOCOL.md).
 pub const DEFAULT_PATH: &str = "/storex";
 
 type SessionIdFn = dyn Fn() -> String + Send + Sync;
 type ConnectFn = dyn Fn(&ConnectRequest) -> Result<Extensions, Refusal> + Send + Sync;
+type AddressFn = dyn Fn(&ConnectRequest) -> Option<IpAddr> + Send + Sync;
 
 /// How a storex endpoint behaves. Every value has a sensible default; each `Config::new` has its
 /// own [`Hub`] (reach it with [`Config::hub`] to mutate stores from server code). Clones share
@@ -46,6 +48,18 @@ pub struct Config {
     pub(crate) hub: Hub,
     pub(crate) resume: ResumeSettings,
     pub(crate) durable: Option<Arc<dyn SessionStore>>,
+    pub(crate) hooks: Hooks,
+    pub(crate) mutation_rate: Option<Rate>,
+    pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_address: usize,
+    pub(crate) client_address: Arc<AddressFn>,
+}
+
+/// A token bucket's settings: tokens added per second, and how many it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rate {
+    pub(crate) per_second: f64,
+    pub(crate) burst: f64,
 }
 
 impl fmt::Debug for Config {
@@ -62,6 +76,13 @@ impl fmt::Debug for Config {
             .field("origins", &self.origins)
             .field("resume", &self.resume)
             .field("durable", &self.durable)
+            .field("hooks", &self.hooks)
+            .field("mutation_rate", &self.mutation_rate)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -83,7 +104,8 @@ impl Config {
     /// every 30 s), 10 s to hand a frame to a client that does not read, 256 queued server-side
     /// mutations per session, 32 stores per session, 30 s for init and async mutations,
     /// 21-character random session ids, pages of the request's own host only
-    /// ([`allowed_origins`](Self::allowed_origins)), no connect hook, one process
+    /// ([`allowed_origins`](Self::allowed_origins)), no connect hook, no mutation hooks, no
+    /// rate limit and no cap on connections, one process
     /// ([`InProcess`](crate::backplane::InProcess)).
     pub fn new(path: impl Into<String>) -> Self {
         Self {
@@ -100,6 +122,13 @@ impl Config {
             hub: Hub::new(),
             resume: ResumeSettings::default(),
             durable: None,
+            hooks: Hooks::default(),
+            mutation_rate: None,
+            max_connections: usize::MAX,
+            max_connections_per_address: usize::MAX,
+            client_address: Arc::new(|request: &ConnectRequest| {
+                request.peer().map(|peer| peer.ip())
+            }),
         }
     }
 
@@ -229,6 +258,124 @@ impl Config {
         hook: impl Fn(&ConnectRequest) -> Result<Extensions, Refusal> + Send + Sync + 'static,
     ) -> Self {
         self.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// A hook run before every mutation of every store, a client's and server code's alike
+    /// (see [`hooks`](crate::hooks)): it sees the session, the store, the mutation's name and
+    /// arguments, and refuses the mutation by returning an error, whose text is the error answer
+    /// (a server-side mutation's caller gets it as [`MutationError::Refused`](crate::MutationError::Refused)).
+    /// For authorization, validation, auditing. Hooks run in the order they were added.
+    ///
+    /// ```
+    /// use storex::hooks::Source;
+    /// let config = storex::Config::new("/storex").before_mutation(|event| {
+    ///     if event.source() == Source::Client && event.name().starts_with("admin_") {
+    ///         return Err("Only the server may do that.".into());
+    ///     }
+    ///     Ok(())
+    /// });
+    /// # let _ = config;
+    /// ```
+    pub fn before_mutation(
+        mut self,
+        hook: impl Fn(&MutationEvent<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.add_before(None, hook);
+        self
+    }
+
+    /// [`before_mutation`](Self::before_mutation) for the mutations of store `S` only.
+    pub fn before_mutation_of<S: Store>(
+        mut self,
+        hook: impl Fn(&MutationEvent<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.add_before(Some(S::NAME), hook);
+        self
+    }
+
+    /// A hook run after every mutation of every store (client's and server code's, and those a
+    /// before hook refused): it sees the mutation and what it did, its diff and reply or its
+    /// error. For logging, analytics. It runs before the answer or push is sent.
+    ///
+    /// ```
+    /// let config = storex::Config::new("/storex").after_mutation(|event, outcome| {
+    ///     tracing::info!(store = event.store(), mutation = event.name(), applied = outcome.is_applied(), "mutation");
+    /// });
+    /// # let _ = config;
+    /// ```
+    pub fn after_mutation(
+        mut self,
+        hook: impl Fn(&MutationEvent<'_>, &MutationOutcome<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.add_after(None, hook);
+        self
+    }
+
+    /// [`after_mutation`](Self::after_mutation) for the mutations of store `S` only.
+    pub fn after_mutation_of<S: Store>(
+        mut self,
+        hook: impl Fn(&MutationEvent<'_>, &MutationOutcome<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.add_after(Some(S::NAME), hook);
+        self
+    }
+
+    /// Limits each connection to `per_second` mutations a second on average, with bursts of up
+    /// to `burst` (a token bucket that starts full). A mutation over the limit is not run: it is
+    /// answered with the error "Too many mutations." and the connection stays open. Server-side
+    /// mutations are not limited. Off by default.
+    ///
+    /// # Panics
+    /// When `per_second` is not a positive number or `burst` is zero.
+    pub fn mutation_rate(mut self, per_second: f64, burst: u32) -> Self {
+        assert!(
+            per_second.is_finite() && per_second > 0.0,
+            "Config::mutation_rate: the rate must be a positive number of mutations per second, \
+             not {per_second}"
+        );
+        assert!(
+            burst > 0,
+            "Config::mutation_rate: the burst must allow at least one mutation"
+        );
+        self.mutation_rate = Some(Rate {
+            per_second,
+            burst: f64::from(burst),
+        });
+        self
+    }
+
+    /// The most live connections this endpoint serves at once; past it, a new one is refused
+    /// with 503 before the upgrade (the client retries later). No cap by default.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// The most live connections from one client address
+    /// ([`client_address`](Self::client_address)); past it, a new one is refused with 429 before
+    /// the upgrade. No cap by default. A request whose address is unknown is not capped by it.
+    pub fn max_connections_per_address(mut self, max: usize) -> Self {
+        self.max_connections_per_address = max;
+        self
+    }
+
+    /// How the client's address is read from a request, for
+    /// [`max_connections_per_address`](Self::max_connections_per_address). By default the
+    /// peer's IP. Behind a proxy every peer is the proxy: read the header it sets instead (only
+    /// from a proxy you trust to set it).
+    ///
+    /// ```
+    /// let config = storex::Config::new("/storex").client_address(|request| {
+    ///     request.header("x-real-ip")?.parse().ok()
+    /// });
+    /// # let _ = config;
+    /// ```
+    pub fn client_address(
+        mut self,
+        address: impl Fn(&ConnectRequest) -> Option<IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        self.client_address = Arc::new(address);
         self
     }
 

@@ -19,9 +19,11 @@ use tracing::Instrument;
 use crate::durable::{
     self, DurableSession, Record, Saved, SavedAnswer, SessionStore, Snapshot, Taken,
 };
+use crate::hooks::{Hooks, MutationEvent, Source};
 use crate::history::{Answer, Answers, Catchup, HistoryLimits, Outcome, Remembered, Versions};
 use crate::hub::{Hub, Registration};
 use crate::instance::{state_of, LiveStore};
+use crate::limits::TokenBucket;
 use crate::local::{Claims, Command, DetachLimits, HubError, Inbox};
 use crate::protocol::{
     ClientMessage, Close, HeldStore, Json, MutationCall, MutationFrame, ResumedStore, ServerMessage,
@@ -65,6 +67,10 @@ pub(crate) struct Settings {
     pub(crate) inbox_capacity: usize,
     /// Where durable sessions are saved, when they are.
     pub(crate) durable: Option<Arc<dyn SessionStore>>,
+    /// What runs around every mutation.
+    pub(crate) hooks: Hooks,
+    /// Each connection's budget of mutations, when they are limited.
+    pub(crate) mutation_rate: Option<crate::config::Rate>,
 }
 
 impl Settings {
@@ -148,6 +154,9 @@ pub(crate) struct Connection {
     durable: Option<DurableSession>,
     /// Another node holds the session now: this connection lets it go without ending it.
     moved: bool,
+    /// The client's budget of mutations, when they are limited (it goes with the session to a
+    /// connection that resumes it).
+    bucket: Option<TokenBucket>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -181,6 +190,7 @@ impl Connection {
             session,
             stores: Vec::new(),
             registration,
+            bucket: settings_bucket(&settings),
             settings,
             answers: Answers::default(),
             generation: 0,
@@ -263,6 +273,7 @@ impl Connection {
             session,
             stores,
             registration,
+            bucket: settings_bucket(&settings),
             settings,
             answers,
             generation,
@@ -567,6 +578,12 @@ impl Connection {
         call: MutationCall,
         request: &Option<Value>,
     ) -> Reaction {
+        if let Some(bucket) = self.bucket.as_mut() {
+            if !bucket.take() {
+                tracing::debug!("mutation over the rate limit");
+                return self.error_answer(name, crate::limits::TOO_MANY_MUTATIONS, request);
+            }
+        }
         // The joined store is found first: the registry is only asked when it is not there.
         let position = self
             .stores
@@ -598,7 +615,20 @@ impl Connection {
             return Reaction::Send(self.replay(answer, &self.stores[position], request));
         }
         let store = &mut self.stores[position];
-        let result = store.live.mutate(&call.name, &call.data).await;
+        let event = MutationEvent {
+            session: &self.session,
+            store: store.live.name(),
+            name: &call.name,
+            args: &call.data,
+            source: Source::Client,
+        };
+        let (live, mutation, args) = (&mut store.live, call.name.as_str(), &call.data[..]);
+        // It owns the borrow of the instance (`FnOnce`): the step borrows it in turn.
+        let mutate = move || {
+            let live = live;
+            live.mutate(mutation, args)
+        };
+        let result = self.settings.hooks.around(&event, mutate).await;
         let session = self.session.id();
         // The answer: the frame of an applied mutation, or an error's text and its message.
         let written = match result {
@@ -732,7 +762,19 @@ impl Connection {
                 }
                 return Reaction::Nothing;
             };
-            let result = instance.live.mutate(name, mutation.args()).await;
+            let event = MutationEvent {
+                session: &self.session,
+                store: instance.live.name(),
+                name,
+                args: mutation.args(),
+                source: Source::Server,
+            };
+            let (live, args) = (&mut instance.live, mutation.args());
+            let mutate = move || {
+                let live = live;
+                live.mutate(name, args)
+            };
+            let result = self.settings.hooks.around(&event, mutate).await;
             let result = result.map(|applied| {
                 // A change-less push would do nothing on the client: skip it (it matters most
                 // when one server-side mutation reaches thousands of sessions).
@@ -920,6 +962,11 @@ impl Connection {
         }
         .encode()
     }
+}
+
+/// A fresh budget of mutations, when they are limited.
+fn settings_bucket(settings: &Settings) -> Option<TokenBucket> {
+    settings.mutation_rate.map(TokenBucket::new)
 }
 
 /// Puts a durable instance's new version in the next write: its diff, and every

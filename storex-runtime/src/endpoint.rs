@@ -12,11 +12,12 @@ use crate::connection::{Connection, Settings};
 use crate::driver::Limits;
 use crate::hub::Hub;
 use crate::instance::state_of;
+use crate::limits::{Gate, Slot};
 use crate::local::{Inbox, OpenError};
 use crate::protocol::{Close, ServerMessage};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{Extensions, Params, Session};
-use crate::transport::Transport;
+use crate::transport::{Close as TransportClose, Disconnected, Incoming, Transport};
 
 /// The transport-neutral side of a storex endpoint: its [`Config`], the program's stores, and
 /// what every transport asks of them. Cheap to clone.
@@ -43,6 +44,8 @@ pub struct Endpoint {
 struct Shared {
     config: Config,
     settings: Arc<Settings>,
+    /// The live connections, counted for the caps.
+    gate: Arc<Gate>,
 }
 
 /// What a request asks for, as admission sees it.
@@ -71,6 +74,7 @@ pub struct Accepted {
     connection: Connection,
     inbox: Inbox,
     limits: Limits,
+    slot: Slot,
 }
 
 impl Accepted {
@@ -81,7 +85,40 @@ impl Accepted {
 
     /// Serves the connection until it ends, then runs every `terminate` and forgets the session.
     pub async fn serve(self, transport: impl Transport) {
+        // The connection's slot goes with its transport: a session that waits for a resume
+        // after the socket went holds none.
+        let transport = Counted {
+            transport,
+            _slot: self.slot,
+        };
         crate::driver::drive(self.connection, self.inbox, transport, self.limits).await;
+    }
+}
+
+/// A transport that holds its connection's place under the caps until it is dropped.
+struct Counted<T> {
+    transport: T,
+    _slot: Slot,
+}
+
+impl<T: Transport> Transport for Counted<T> {
+    fn recv(&mut self) -> impl std::future::Future<Output = Incoming> {
+        self.transport.recv()
+    }
+
+    fn send(
+        &mut self,
+        text: String,
+    ) -> impl std::future::Future<Output = Result<(), Disconnected>> {
+        self.transport.send(text)
+    }
+
+    fn close(&mut self, close: TransportClose) -> impl std::future::Future<Output = ()> {
+        self.transport.close(close)
+    }
+
+    fn ping(&mut self) -> impl std::future::Future<Output = Result<bool, Disconnected>> {
+        self.transport.ping()
     }
 }
 
@@ -109,9 +146,19 @@ impl Endpoint {
             resume: config.resume.clone(),
             inbox_capacity: config.inbox_capacity,
             durable: config.durable.clone(),
+            hooks: config.hooks.clone(),
+            mutation_rate: config.mutation_rate,
         });
+        let gate = Arc::new(Gate::new(
+            config.max_connections,
+            config.max_connections_per_address,
+        ));
         Ok(Self {
-            shared: Arc::new(Shared { config, settings }),
+            shared: Arc::new(Shared {
+                config,
+                settings,
+                gate,
+            }),
         })
     }
 
@@ -167,12 +214,25 @@ impl Endpoint {
         })
     }
 
-    /// Registers a session for an admitted live connection (allocating its id); serve it with
-    /// [`Accepted::serve`]. 503 when the server is stopping or the id generator keeps repeating
-    /// ids of live sessions.
-    pub fn accept(&self, extensions: Extensions) -> Result<Accepted, Refusal> {
+    /// How many live connections the endpoint serves now (those [`accept`](Self::accept)ed and
+    /// not ended: a session that waits for its client to resume it is not one).
+    pub fn live_connections(&self) -> usize {
+        self.shared.gate.live()
+    }
+
+    /// Registers a session for an admitted live connection `request` (allocating its id);
+    /// serve it with [`Accepted::serve`]. Refused with 503 when the endpoint serves its most
+    /// connections ([`Config::max_connections`]), the server is stopping or the id generator
+    /// keeps repeating ids of live sessions, and with 429 when the client's address holds its
+    /// most ([`Config::max_connections_per_address`]).
+    pub fn accept(
+        &self,
+        request: &ConnectRequest,
+        extensions: Extensions,
+    ) -> Result<Accepted, Refusal> {
         const ATTEMPTS: usize = 3;
         let config = self.config();
+        let slot = self.shared.gate.enter((config.client_address)(request))?;
         let mut result = Err(OpenError::Taken);
         for _ in 0..ATTEMPTS {
             let id: Arc<str> = (config.session_id)().into();
@@ -215,6 +275,7 @@ impl Endpoint {
             connection,
             inbox,
             limits,
+            slot,
         })
     }
 

@@ -104,7 +104,7 @@ fn memory_pair(session: &str, stalled: bool) -> (MemoryTransport, Client) {
 /// Accepts a connection on `endpoint` and serves it on the current `LocalSet`.
 fn connect(endpoint: &Endpoint) -> (Client, JoinHandle<()>) {
     let accepted = endpoint
-        .accept(Extensions::new())
+        .accept(&storex::ConnectRequest::default(), Extensions::new())
         .expect("the endpoint accepts a connection");
     let (transport, client) = memory_pair(accepted.session_id(), false);
     (client, tokio::task::spawn_local(accepted.serve(transport)))
@@ -113,7 +113,7 @@ fn connect(endpoint: &Endpoint) -> (Client, JoinHandle<()>) {
 /// Accepts a connection without serving it yet.
 fn accept(endpoint: &Endpoint, stalled: bool) -> (Accepted, MemoryTransport, Client) {
     let accepted = endpoint
-        .accept(Extensions::new())
+        .accept(&storex::ConnectRequest::default(), Extensions::new())
         .expect("the endpoint accepts a connection");
     let (transport, client) = memory_pair(accepted.session_id(), stalled);
     (accepted, transport, client)
@@ -774,7 +774,7 @@ async fn a_graceful_stop_closes_every_session_with_1001_and_refuses_new_ones() {
         assert_eq!(events("t7-stop-b"), ["init 2", "terminate 2"]);
 
         let refusal = endpoint
-            .accept(Extensions::new())
+            .accept(&storex::ConnectRequest::default(), Extensions::new())
             .expect_err("no new session while stopping");
         assert_eq!(refusal.status, 503);
         assert_eq!(hub.session_count(), 0);
