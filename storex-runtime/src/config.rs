@@ -9,6 +9,7 @@ use crate::backplane::Backplane;
 use crate::durable::SessionStore;
 use crate::hooks::{Hooks, MutationEvent, MutationOutcome};
 use crate::hub::Hub;
+use crate::limits::Gate;
 use crate::resume::ResumeSettings;
 use crate::store::{Extensions, Store};
 
@@ -21,7 +22,8 @@ type AddressFn = dyn Fn(&ConnectRequest) -> Option<IpAddr> + Send + Sync;
 
 /// How a storex endpoint behaves. Every value has a sensible default; each `Config::new` has its
 /// own [`Hub`] (reach it with [`Config::hub`] to mutate stores from server code). Clones share
-/// that hub: clone a config for each worker of one server, not for a second, separate server.
+/// that hub, and the count of live connections the caps apply to: clone a config for each
+/// worker of one server, not for a second, separate server.
 ///
 /// ```
 /// use std::time::Duration;
@@ -53,6 +55,8 @@ pub struct Config {
     pub(crate) max_connections: usize,
     pub(crate) max_connections_per_address: usize,
     pub(crate) client_address: Arc<AddressFn>,
+    /// The live connections of every endpoint made from this config and its clones.
+    pub(crate) gate: Arc<Gate>,
 }
 
 /// A token bucket's settings: tokens added per second, and how many it holds.
@@ -129,6 +133,7 @@ impl Config {
             client_address: Arc::new(|request: &ConnectRequest| {
                 request.peer().map(|peer| peer.ip())
             }),
+            gate: Arc::default(),
         }
     }
 

@@ -19,8 +19,8 @@ use tracing::Instrument;
 use crate::durable::{
     self, DurableSession, Record, Saved, SavedAnswer, SessionStore, Snapshot, Taken,
 };
-use crate::hooks::{Hooks, MutationEvent, Source};
 use crate::history::{Answer, Answers, Catchup, HistoryLimits, Outcome, Remembered, Versions};
+use crate::hooks::{Hooks, MutationEvent, Source};
 use crate::hub::{Hub, Registration};
 use crate::instance::{state_of, LiveStore};
 use crate::limits::TokenBucket;

@@ -12,7 +12,7 @@ use crate::connection::{Connection, Settings};
 use crate::driver::Limits;
 use crate::hub::Hub;
 use crate::instance::state_of;
-use crate::limits::{Gate, Slot};
+use crate::limits::Slot;
 use crate::local::{Inbox, OpenError};
 use crate::protocol::{Close, ServerMessage};
 use crate::registry::{Registry, RegistryError};
@@ -44,8 +44,6 @@ pub struct Endpoint {
 struct Shared {
     config: Config,
     settings: Arc<Settings>,
-    /// The live connections, counted for the caps.
-    gate: Arc<Gate>,
 }
 
 /// What a request asks for, as admission sees it.
@@ -149,16 +147,8 @@ impl Endpoint {
             hooks: config.hooks.clone(),
             mutation_rate: config.mutation_rate,
         });
-        let gate = Arc::new(Gate::new(
-            config.max_connections,
-            config.max_connections_per_address,
-        ));
         Ok(Self {
-            shared: Arc::new(Shared {
-                config,
-                settings,
-                gate,
-            }),
+            shared: Arc::new(Shared { config, settings }),
         })
     }
 
@@ -214,10 +204,11 @@ impl Endpoint {
         })
     }
 
-    /// How many live connections the endpoint serves now (those [`accept`](Self::accept)ed and
-    /// not ended: a session that waits for its client to resume it is not one).
+    /// How many live connections the endpoint serves now, with every endpoint of its config's
+    /// clones (those [`accept`](Self::accept)ed and not ended: a session that waits for its
+    /// client to resume it is not one).
     pub fn live_connections(&self) -> usize {
-        self.shared.gate.live()
+        self.config().gate.live()
     }
 
     /// Registers a session for an admitted live connection `request` (allocating its id);
@@ -232,7 +223,12 @@ impl Endpoint {
     ) -> Result<Accepted, Refusal> {
         const ATTEMPTS: usize = 3;
         let config = self.config();
-        let slot = self.shared.gate.enter((config.client_address)(request))?;
+        let address = (config.client_address)(request);
+        let slot = config.gate.enter(
+            address,
+            config.max_connections,
+            config.max_connections_per_address,
+        )?;
         let mut result = Err(OpenError::Taken);
         for _ in 0..ATTEMPTS {
             let id: Arc<str> = (config.session_id)().into();

@@ -165,7 +165,11 @@ impl Hooks {
     /// Runs the before hooks of `event`'s store in order; the first refusal stops them and is
     /// the mutation's error answer.
     pub(crate) fn before(&self, event: &MutationEvent<'_>) -> Result<(), String> {
-        for hook in self.before.iter().filter(|hook| hook.applies_to(event.store)) {
+        for hook in self
+            .before
+            .iter()
+            .filter(|hook| hook.applies_to(event.store))
+        {
             match std::panic::catch_unwind(AssertUnwindSafe(|| (hook.run)(event))) {
                 Ok(Ok(())) => {}
                 Ok(Err(refusal)) => {
@@ -204,7 +208,11 @@ impl Hooks {
             Err(MutationError::Refused(message)) if refused => MutationOutcome::Refused(message),
             Err(error) => MutationOutcome::Failed(error),
         };
-        for hook in self.after.iter().filter(|hook| hook.applies_to(event.store)) {
+        for hook in self
+            .after
+            .iter()
+            .filter(|hook| hook.applies_to(event.store))
+        {
             if std::panic::catch_unwind(AssertUnwindSafe(|| (hook.run)(event, &outcome))).is_err() {
                 tracing::error!(
                     store = event.store,

@@ -48,11 +48,10 @@ impl TokenBucket {
     }
 }
 
-/// The live connections of an endpoint, counted for its caps.
-#[derive(Debug)]
+/// The live connections of an endpoint (of every worker that serves one config), counted for
+/// its caps.
+#[derive(Debug, Default)]
 pub(crate) struct Gate {
-    max: usize,
-    max_per_address: usize,
     live: AtomicUsize,
     by_address: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -65,30 +64,26 @@ pub(crate) struct Slot {
 }
 
 impl Gate {
-    pub(crate) fn new(max: usize, max_per_address: usize) -> Self {
-        Self {
-            max,
-            max_per_address,
-            live: AtomicUsize::new(0),
-            by_address: Mutex::new(HashMap::new()),
-        }
-    }
-
     /// How many connections hold a slot.
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
 
-    /// A slot for a new connection from `address`, or the refusal: 503 when the endpoint is
-    /// full, 429 when that address holds its most.
-    pub(crate) fn enter(self: &Arc<Self>, address: Option<IpAddr>) -> Result<Slot, Refusal> {
+    /// A slot for a new connection from `address`, or the refusal: 503 when the endpoint
+    /// holds `max` connections, 429 when that address holds `max_per_address`.
+    pub(crate) fn enter(
+        self: &Arc<Self>,
+        address: Option<IpAddr>,
+        max: usize,
+        max_per_address: usize,
+    ) -> Result<Slot, Refusal> {
         let taken = self
             .live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
-                (live < self.max).then_some(live + 1)
+                (live < max).then_some(live + 1)
             });
         if taken.is_err() {
-            tracing::warn!(max = self.max, "connection refused: the server is full");
+            tracing::warn!(max, "connection refused: the server is full");
             return Err(Refusal {
                 status: 503,
                 message: "This server has too many connections; try again later.".into(),
@@ -99,12 +94,12 @@ impl Gate {
             gate: self.clone(),
             address: None,
         };
-        if let Some(address) = address.filter(|_| self.max_per_address < usize::MAX) {
+        if let Some(address) = address.filter(|_| max_per_address < usize::MAX) {
             let mut counts = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
             let count = counts.entry(address).or_insert(0);
-            if *count >= self.max_per_address {
+            if *count >= max_per_address {
                 drop(counts);
-                tracing::info!(%address, max = self.max_per_address, "connection refused: too many from one address");
+                tracing::info!(%address, max = max_per_address, "connection refused: too many from one address");
                 return Err(Refusal {
                     status: 429,
                     message: "Too many connections from this address.".into(),
@@ -121,7 +116,11 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.gate.live.fetch_sub(1, Ordering::AcqRel);
         if let Some(address) = self.address {
-            let mut counts = self.gate.by_address.lock().unwrap_or_else(|e| e.into_inner());
+            let mut counts = self
+                .gate
+                .by_address
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some(count) = counts.get_mut(&address) {
                 *count -= 1;
                 if *count == 0 {
@@ -158,22 +157,23 @@ mod tests {
 
     #[test]
     fn the_gate_caps_the_process_and_each_address() {
-        let gate = Arc::new(Gate::new(3, 2));
+        let gate = Arc::new(Gate::default());
+        let enter = |address: Option<IpAddr>| gate.enter(address, 3, 2);
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
-        let a1 = gate.enter(Some(a)).unwrap();
-        let a2 = gate.enter(Some(a)).unwrap();
-        assert_eq!(gate.enter(Some(a)).unwrap_err().status, 429);
+        let a1 = enter(Some(a)).unwrap();
+        let a2 = enter(Some(a)).unwrap();
+        assert_eq!(enter(Some(a)).unwrap_err().status, 429);
         assert_eq!(gate.live(), 2, "a refused request holds no slot");
-        let b1 = gate.enter(Some(b)).unwrap();
-        assert_eq!(gate.enter(Some(b)).unwrap_err().status, 503);
-        assert_eq!(gate.enter(None).unwrap_err().status, 503);
+        let b1 = enter(Some(b)).unwrap();
+        assert_eq!(enter(Some(b)).unwrap_err().status, 503);
+        assert_eq!(enter(None).unwrap_err().status, 503);
         drop(a1);
-        let unknown = gate.enter(None).unwrap();
-        assert_eq!(gate.enter(Some(b)).unwrap_err().status, 503);
+        let unknown = enter(None).unwrap();
+        assert_eq!(enter(Some(b)).unwrap_err().status, 503);
         drop((a2, b1, unknown));
         assert_eq!(gate.live(), 0);
         assert!(gate.by_address.lock().unwrap().is_empty(), "counts go");
-        let _again = [gate.enter(Some(a)).unwrap(), gate.enter(Some(a)).unwrap()];
+        let _again = [enter(Some(a)).unwrap(), enter(Some(a)).unwrap()];
     }
 }

@@ -3,6 +3,8 @@
 //! the diff, server-side mutations go through the same hooks marked as such, and a panicking
 //! hook neither takes the connection down nor lets a mutation through.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};
@@ -69,7 +71,13 @@ async fn a_before_hook_refuses_with_its_message_and_the_state_stays() {
 #[actix_rt::test]
 async fn hooks_run_in_order_and_per_store_hooks_only_for_their_store() {
     let log = Log::default();
-    let (a, b, c, d, e) = (log.clone(), log.clone(), log.clone(), log.clone(), log.clone());
+    let (a, b, c, d, e) = (
+        log.clone(),
+        log.clone(),
+        log.clone(),
+        log.clone(),
+        log.clone(),
+    );
     let config = Config::default()
         .before_mutation(move |event| {
             a.push(format!("A {} {}", event.store(), event.name()));
@@ -123,8 +131,7 @@ async fn hooks_run_in_order_and_per_store_hooks_only_for_their_store() {
     let lines = log.take();
     assert_eq!(lines[3], "C set failed -1 is below zero", "{lines:?}");
     assert_eq!(
-        lines[7],
-        r#"C decrease applied [{"a":"u","p":["counter"],"t":2}] "message""#,
+        lines[7], r#"C decrease applied [{"a":"u","p":["counter"],"t":2}] "message""#,
         "{lines:?}"
     );
 }
@@ -147,7 +154,11 @@ async fn server_side_mutations_go_through_the_hooks_marked_as_such() {
             Ok(())
         })
         .after_mutation(move |event, outcome| {
-            after.push(format!("after {:?} {}", event.source(), outcome_text(outcome)));
+            after.push(format!(
+                "after {:?} {}",
+                event.source(),
+                outcome_text(outcome)
+            ));
         });
     let server = TestServer::start(config);
     let mut client = server.connect().await;
