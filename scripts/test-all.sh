@@ -33,6 +33,9 @@ cargo clippy -p storex-runtime --no-default-features -- -D warnings
 step "cargo clippy -p storex-runtime --no-default-features --features redis (Redis without actix)"
 cargo clippy -p storex-runtime --no-default-features --features redis -- -D warnings
 
+step "cargo clippy -p storex-runtime --no-default-features --features metrics (metrics without actix)"
+cargo clippy -p storex-runtime --no-default-features --features metrics -- -D warnings
+
 step "cargo doc (warnings are errors: broken links, bad examples)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 

@@ -65,6 +65,32 @@ pub fn try_scope(config: impl Into<Config>) -> Result<actix_web::Scope, Registry
         .route("/storex.js", web::get().to(client_js)))
 }
 
+/// The route that serves `metrics` to Prometheus (cargo feature `metrics`): mount it where it
+/// scrapes, out of the public's reach (another port, or behind the proxy's access rules).
+///
+/// ```
+/// use actix_web::App;
+///
+/// let metrics = storex::metrics::Metrics::new();
+/// let config = storex::Config::new("/storex").metrics(metrics.clone());
+/// let app = App::new()
+///     .service(storex::actix::scope(config))
+///     .route("/metrics", storex::actix::metrics(metrics));
+/// # let _ = app;
+/// ```
+#[cfg(feature = "metrics")]
+pub fn metrics(metrics: crate::metrics::Metrics) -> actix_web::Route {
+    web::get().to(move || {
+        let text = metrics.render();
+        async move {
+            HttpResponse::Ok()
+                .content_type(crate::metrics::CONTENT_TYPE)
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(text)
+        }
+    })
+}
+
 /// The browser client, `<path>/storex.js`: an ES module, revalidated by its ETag.
 async fn client_js(request: HttpRequest) -> HttpResponse {
     let fresh = request

@@ -63,6 +63,12 @@ pub trait Backplane: fmt::Debug + Send + Sync + 'static {
     fn unsubscribe(&self, topic: &Topic) {
         let _ = topic;
     }
+
+    /// How many messages could not be published since the backplane started (for the
+    /// metrics); `None`, the default, for a backplane that publishes nowhere but this process.
+    fn publish_failures(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The default backplane: one process, every mutation delivered to its own sessions.

@@ -12,6 +12,7 @@ use crate::hub::Hub;
 use crate::limits::Gate;
 use crate::resume::ResumeSettings;
 use crate::store::{Extensions, Store};
+use crate::telemetry::Telemetry;
 
 /// The default path of the endpoint (PROTOCOL.md).
 pub const DEFAULT_PATH: &str = "/storex";
@@ -57,6 +58,7 @@ pub struct Config {
     pub(crate) client_address: Arc<AddressFn>,
     /// The live connections of every endpoint made from this config and its clones.
     pub(crate) gate: Arc<Gate>,
+    pub(crate) telemetry: Telemetry,
 }
 
 /// A token bucket's settings: tokens added per second, and how many it holds.
@@ -134,6 +136,7 @@ impl Config {
                 request.peer().map(|peer| peer.ip())
             }),
             gate: Arc::default(),
+            telemetry: Telemetry::default(),
         }
     }
 
@@ -263,6 +266,14 @@ impl Config {
         hook: impl Fn(&ConnectRequest) -> Result<Extensions, Refusal> + Send + Sync + 'static,
     ) -> Self {
         self.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Counts what the endpoint does in `metrics` (cargo feature `metrics`; see
+    /// [`metrics`](crate::metrics) for what is counted and how to serve it).
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.telemetry = Telemetry::new(metrics);
         self
     }
 

@@ -31,6 +31,7 @@ use crate::protocol::{
 use crate::registry::Registry;
 use crate::resume::ResumeSettings;
 use crate::store::{Params, Session};
+use crate::telemetry::Telemetry;
 
 /// What the driver does after a frame or a command.
 #[derive(Debug)]
@@ -71,6 +72,8 @@ pub(crate) struct Settings {
     pub(crate) hooks: Hooks,
     /// Each connection's budget of mutations, when they are limited.
     pub(crate) mutation_rate: Option<crate::config::Rate>,
+    /// Where what happens is counted.
+    pub(crate) telemetry: Telemetry,
 }
 
 impl Settings {
@@ -515,6 +518,7 @@ impl Connection {
             };
         }
         if self.stores.len() >= self.settings.max_stores {
+            self.settings.telemetry.joined(entry.name(), false);
             let error = format!(
                 "Store {name} not joined: this session already holds {} stores, the most allowed",
                 self.stores.len()
@@ -541,6 +545,7 @@ impl Connection {
                 match self.join_answer(&joined, request) {
                     Ok(answer) => {
                         tracing::debug!("joined");
+                        self.settings.telemetry.joined(entry.name(), true);
                         self.registration
                             .joined(joined.live.name(), joined.live.key());
                         let saved = joined.durable;
@@ -560,12 +565,14 @@ impl Connection {
                         // The client is told the join failed, so the store is not joined; init
                         // ran, so terminate runs.
                         joined.live.terminate().await;
+                        self.settings.telemetry.joined(entry.name(), false);
                         self.error_answer(name, &error, request)
                     }
                 }
             }
             Err(error) => {
                 tracing::debug!(%error, "join refused");
+                self.settings.telemetry.joined(entry.name(), false);
                 self.error_answer(name, &error.to_string(), request)
             }
         }
@@ -578,12 +585,6 @@ impl Connection {
         call: MutationCall,
         request: &Option<Value>,
     ) -> Reaction {
-        if let Some(bucket) = self.bucket.as_mut() {
-            if !bucket.take() {
-                tracing::debug!("mutation over the rate limit");
-                return self.error_answer(name, crate::limits::TOO_MANY_MUTATIONS, request);
-            }
-        }
         // The joined store is found first: the registry is only asked when it is not there.
         let position = self
             .stores
@@ -591,6 +592,15 @@ impl Connection {
             .position(|store| store.live.name() == name);
         if position.is_none() && self.settings.registry.get(name).is_none() {
             return Reaction::Close(Close::store_not_defined(name));
+        }
+        if let Some(bucket) = self.bucket.as_mut() {
+            if !bucket.take() {
+                tracing::debug!("mutation over the rate limit");
+                if let Some(entry) = self.settings.registry.get(name) {
+                    self.settings.telemetry.limited(entry.name());
+                }
+                return self.error_answer(name, crate::limits::TOO_MANY_MUTATIONS, request);
+            }
         }
         if let Some(claimed) = claimed_session.filter(|claimed| *claimed != self.session.id()) {
             let error = format!(
@@ -628,7 +638,11 @@ impl Connection {
             let live = live;
             live.mutate(mutation, args)
         };
-        let result = self.settings.hooks.around(&event, mutate).await;
+        let started = self.settings.telemetry.start();
+        let (result, refused) = self.settings.hooks.around(&event, mutate).await;
+        self.settings
+            .telemetry
+            .mutation(&event, &result, refused, started);
         let session = self.session.id();
         // The answer: the frame of an applied mutation, or an error's text and its message.
         let written = match result {
@@ -774,7 +788,10 @@ impl Connection {
                 let live = live;
                 live.mutate(name, args)
             };
-            let result = self.settings.hooks.around(&event, mutate).await;
+            let telemetry = &self.settings.telemetry;
+            let started = telemetry.start();
+            let (result, refused) = self.settings.hooks.around(&event, mutate).await;
+            telemetry.mutation(&event, &result, refused, started);
             let result = result.map(|applied| {
                 // A change-less push would do nothing on the client: skip it (it matters most
                 // when one server-side mutation reaches thousands of sessions).
@@ -782,6 +799,7 @@ impl Connection {
                     return (Reaction::Nothing, applied.reply);
                 }
                 instance.versions.advance();
+                telemetry.pushed(instance.live.name());
                 let push = MutationFrame::push(
                     store,
                     self.session.id(),

@@ -26,6 +26,7 @@ use crate::connection::{Connection, Reaction, ResumeRequest};
 use crate::hub::Hub;
 use crate::local::{ClaimError, Command, Handoff, Inbox, Signal};
 use crate::protocol::{Close, CloseCode};
+use crate::telemetry::Telemetry;
 use crate::transport::{Incoming, Transport};
 
 /// Frames read ahead while one item runs; past it the driver stops reading until the item ends.
@@ -61,6 +62,8 @@ struct End {
     close: Option<Close>,
     /// Whether the client went without closing: its session waits for a resume.
     detach: bool,
+    /// Whether the close frame was sent already (the server ended the connection).
+    sent: bool,
 }
 
 impl End {
@@ -69,6 +72,7 @@ impl End {
         Self {
             close: Some(close),
             detach: false,
+            sent: false,
         }
     }
 
@@ -77,6 +81,7 @@ impl End {
         Self {
             close: None,
             detach: false,
+            sent: false,
         }
     }
 
@@ -85,6 +90,7 @@ impl End {
         Self {
             close: None,
             detach: true,
+            sent: false,
         }
     }
 }
@@ -107,6 +113,7 @@ struct Watch {
     pong: Option<Pin<Box<Sleep>>>,
     /// What the hub raised that waits for the item in progress to end (a stop).
     deferred: u8,
+    telemetry: Telemetry,
 }
 
 /// Serves `connection` over `transport` until it ends, then runs every `terminate` and forgets
@@ -126,6 +133,7 @@ pub(crate) async fn drive(
         queued: VecDeque::new(),
         pong: None,
         deferred: 0,
+        telemetry: connection.settings().telemetry.clone(),
     };
     // Answers of a durable session wait here until what they carry is saved: while frames are
     // queued, the next ones run first, and one save carries them all.
@@ -212,7 +220,9 @@ pub(crate) async fn drive(
         watch.hub.leaving(&watch.session);
     }
     if let Some(close) = end.close {
-        send_close(&mut transport, close, limits.send).await;
+        send_close(&mut transport, close, limits.send, &watch.telemetry).await;
+    } else if !end.sent {
+        watch.telemetry.disconnected(!end.detach);
     }
     // The socket goes now, whatever the session does next (a detached one may wait minutes).
     drop(transport);
@@ -224,8 +234,14 @@ pub(crate) async fn drive(
     tracing::info!("disconnected");
 }
 
-async fn send_close(transport: &mut impl Transport, close: Close, limit: Duration) {
+async fn send_close(
+    transport: &mut impl Transport,
+    close: Close,
+    limit: Duration,
+    telemetry: &Telemetry,
+) {
     tracing::info!(code = close.code, reason = %close.reason, "closing");
+    telemetry.closed(close.code);
     let _ = tokio::time::timeout(limit, transport.close(close)).await;
 }
 
@@ -371,6 +387,9 @@ async fn detached(mut connection: Connection, mut inbox: Inbox) {
             reasons = inbox.signal.next() => {
                 // A stop, or commands that did not fit: it ends. (A probe asks nothing of a
                 // detached session: a resume takes it.)
+                if reasons & Signal::OVERLOADED != 0 {
+                    connection.settings().telemetry.overflowed();
+                }
                 if reasons & (Signal::STOP | Signal::OVERLOADED) != 0 {
                     break;
                 }
@@ -406,6 +425,7 @@ impl Watch {
     ) -> Result<(), End> {
         let reasons = reasons | std::mem::take(&mut self.deferred);
         if reasons & Signal::OVERLOADED != 0 {
+            self.telemetry.overflowed();
             return Err(overloaded());
         }
         if reasons & Signal::STOP != 0 {
@@ -580,7 +600,8 @@ impl Watch {
             // close cannot wait for it. A resume meanwhile waits for the item.
             self.hub.leaving(&self.session);
             if let Some(close) = end.close.take() {
-                send_close(transport, close, self.limits.send).await;
+                send_close(transport, close, self.limits.send, &self.telemetry).await;
+                end.sent = true;
             }
             gone = Some(end);
         }
@@ -634,6 +655,7 @@ fn overloaded() -> End {
             "Too many pending messages: the client does not read.",
         )),
         detach: true,
+        sent: false,
     }
 }
 
@@ -643,6 +665,7 @@ fn idle() -> End {
     End {
         close: Some(Close::new(CloseCode::NORMAL, "Idle timeout.")),
         detach: true,
+        sent: false,
     }
 }
 

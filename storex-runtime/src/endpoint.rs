@@ -17,6 +17,7 @@ use crate::local::{Inbox, OpenError};
 use crate::protocol::{Close, ServerMessage};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{Extensions, Params, Session};
+use crate::telemetry::RefusedBy;
 use crate::transport::{Close as TransportClose, Disconnected, Incoming, Transport};
 
 /// The transport-neutral side of a storex endpoint: its [`Config`], the program's stores, and
@@ -145,8 +146,10 @@ impl Endpoint {
             inbox_capacity: config.inbox_capacity,
             durable: config.durable.clone(),
             hooks: config.hooks.clone(),
+            telemetry: config.telemetry.clone(),
             mutation_rate: config.mutation_rate,
         });
+        config.telemetry.watch(&config.hub, &config.gate);
         Ok(Self {
             shared: Arc::new(Shared { config, settings }),
         })
@@ -179,6 +182,7 @@ impl Endpoint {
                 host = request.header("host"),
                 "connection refused: origin not allowed"
             );
+            config.telemetry.refused(RefusedBy::Origin);
             return Err(Refusal::forbidden(
                 "This origin may not connect to this storex endpoint.",
             ));
@@ -187,6 +191,7 @@ impl Endpoint {
             return Ok(Extensions::new());
         };
         hook(request).map_err(|refusal| {
+            config.telemetry.refused(RefusedBy::ConnectHook);
             tracing::info!(
                 status = refusal.status,
                 "connection refused by the connect hook"
@@ -224,11 +229,21 @@ impl Endpoint {
         const ATTEMPTS: usize = 3;
         let config = self.config();
         let address = (config.client_address)(request);
-        let slot = config.gate.enter(
-            address,
-            config.max_connections,
-            config.max_connections_per_address,
-        )?;
+        let slot = config
+            .gate
+            .enter(
+                address,
+                config.max_connections,
+                config.max_connections_per_address,
+            )
+            .inspect_err(|refusal| {
+                let by = if refusal.status == 429 {
+                    RefusedBy::Address
+                } else {
+                    RefusedBy::Full
+                };
+                config.telemetry.refused(by);
+            })?;
         let mut result = Err(OpenError::Taken);
         for _ in 0..ATTEMPTS {
             let id: Arc<str> = (config.session_id)().into();
@@ -243,10 +258,11 @@ impl Endpoint {
         let (id, (registration, inbox)) = match result {
             Ok(opened) => opened,
             Err(OpenError::Stopping) => {
+                config.telemetry.refused(RefusedBy::Stopping);
                 return Err(Refusal {
                     status: 503,
                     message: "The server is stopping; try again.".into(),
-                })
+                });
             }
             Err(OpenError::Taken) => {
                 tracing::error!("the session id generator repeats ids of live sessions");

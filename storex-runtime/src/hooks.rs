@@ -224,25 +224,25 @@ impl Hooks {
     }
 
     /// Runs a mutation between the hooks: the before hooks, then `mutate` unless one refused,
-    /// then the after hooks. (`mutate` makes the future only once the hooks let it: a sync
-    /// mutation runs as soon as its step is made.)
+    /// then the after hooks; its result, and whether a hook refused it. (`mutate` makes the
+    /// future only once the hooks let it: a sync mutation runs as soon as its step is made.)
     pub(crate) async fn around<F, M>(
         &self,
         event: &MutationEvent<'_>,
         mutate: M,
-    ) -> Result<Applied, MutationError>
+    ) -> (Result<Applied, MutationError>, bool)
     where
         M: FnOnce() -> F,
         F: std::future::Future<Output = Result<Applied, MutationError>>,
     {
         if self.before.is_empty() && self.after.is_empty() {
-            return mutate().await;
+            return (mutate().await, false);
         }
         let (result, refused) = match self.before(event) {
             Ok(()) => (mutate().await, false),
             Err(refusal) => (Err(MutationError::Refused(refusal)), true),
         };
         self.after(event, &result, refused);
-        result
+        (result, refused)
     }
 }

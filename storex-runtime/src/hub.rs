@@ -98,6 +98,18 @@ impl Hub {
         }
     }
 
+    /// Whether `other` is this hub (a clone of it).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn same(&self, other: &Hub) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// How many messages the backplane could not publish, when it publishes anywhere.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn publish_failures(&self) -> Option<u64> {
+        self.inner.backplane.publish_failures()
+    }
+
     /// How many sessions are live in this process.
     pub fn session_count(&self) -> usize {
         self.inner.local.session_count()

@@ -93,6 +93,8 @@ mod hub;
 mod instance;
 mod limits;
 mod local;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod mutation;
 pub mod protocol;
 #[cfg(feature = "redis")]
@@ -100,6 +102,7 @@ pub mod redis;
 mod registry;
 mod resume;
 mod store;
+mod telemetry;
 pub mod testing;
 pub mod tracked;
 pub mod transport;

@@ -334,6 +334,10 @@ fn start_thread() -> Result<(tokio::runtime::Handle, oneshot::Sender<()>), Redis
 }
 
 impl Backplane for RedisBackplane {
+    fn publish_failures(&self) -> Option<u64> {
+        Some(self.stats().publish_failures)
+    }
+
     fn attach(&self, local: &LocalSessions) {
         if self.handle.shared.local.set(local.clone()).is_err() {
             tracing::error!(
