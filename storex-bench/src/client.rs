@@ -183,6 +183,17 @@ pub fn apply_diff(state: &mut Value, answer: &Value) -> Result<(), String> {
 
 /// A plain HTTP/1.1 request to the benchmark server's control routes; the JSON body of a 200.
 pub async fn http(server: SocketAddr, method: &str, path: &str) -> Result<Value, String> {
+    let body = http_text(server, method, path).await?;
+    serde_json::from_str(&body).map_err(|e| format!("{method} {path}: {e}: {body}"))
+}
+
+/// `GET path` of the benchmark server: the body of a 200, as text (the metrics, say).
+pub async fn http_get_text(server: SocketAddr, path: &str) -> Result<String, String> {
+    http_text(server, "GET", path).await
+}
+
+/// A plain HTTP/1.1 request; the body of a 200.
+async fn http_text(server: SocketAddr, method: &str, path: &str) -> Result<String, String> {
     let exchange = async {
         let mut stream = TcpStream::connect(server)
             .await
@@ -211,5 +222,5 @@ pub async fn http(server: SocketAddr, method: &str, path: &str) -> Result<Value,
     if !head.starts_with("HTTP/1.1 200") {
         return Err(format!("{method} {path}: {head}"));
     }
-    serde_json::from_str(body).map_err(|e| format!("{method} {path}: {e}: {body}"))
+    Ok(body.to_owned())
 }

@@ -202,7 +202,12 @@ pub fn bind_tuned(
     let hub = config.hub().clone();
     let echoes = web::Data::new(EchoSessions::default());
     let cluster = web::Data::new(Cluster(tuning.backplane.clone()));
+    let metrics = tuning.metrics.clone();
     let server = HttpServer::new(move || {
+        let metrics_route = match &metrics {
+            Some(metrics) => storex::actix::metrics(metrics.clone()),
+            None => web::get().to(|| async { HttpResponse::NotFound().finish() }),
+        };
         App::new()
             .app_data(web::Data::new(hub.clone()))
             .app_data(echoes.clone())
@@ -217,6 +222,7 @@ pub fn bind_tuned(
             .route("/bench/cluster/mutate", web::post().to(cluster_mutate))
             .route("/bench/cluster/request", web::post().to(cluster_request))
             .route("/bench/cluster/stats", web::get().to(cluster_stats))
+            .route("/metrics", metrics_route)
     })
     .workers(options.workers.max(1))
     .backlog(4096)
@@ -424,6 +430,9 @@ pub struct Tuning {
     pub durable: bool,
     /// `STOREX_BENCH_RESUME_KEY`: the resume key every node of a cluster shares.
     pub resume_key: Option<String>,
+    /// `STOREX_BENCH_METRICS=1`: the endpoint counts in Prometheus metrics, served at
+    /// `GET /metrics`.
+    pub metrics: Option<storex::metrics::Metrics>,
 }
 
 impl Tuning {
@@ -465,6 +474,9 @@ impl Tuning {
             backplane: None,
             durable: var("STOREX_BENCH_DURABLE").is_some_and(|value| value == "1"),
             resume_key: var("STOREX_BENCH_RESUME_KEY"),
+            metrics: var("STOREX_BENCH_METRICS")
+                .filter(|value| value == "1")
+                .map(|_| storex::metrics::Metrics::new()),
         })
     }
 
@@ -490,6 +502,9 @@ impl Tuning {
         }
         if let Some(answers) = self.remembered_requests {
             config = config.remembered_requests(answers);
+        }
+        if let Some(metrics) = &self.metrics {
+            config = config.metrics(metrics.clone());
         }
         config
     }

@@ -162,6 +162,11 @@ impl Hooks {
         });
     }
 
+    /// Whether there is no hook at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+
     /// Runs the before hooks of `event`'s store in order; the first refusal stops them and is
     /// the mutation's error answer.
     pub(crate) fn before(&self, event: &MutationEvent<'_>) -> Result<(), String> {
@@ -235,7 +240,7 @@ impl Hooks {
         M: FnOnce() -> F,
         F: std::future::Future<Output = Result<Applied, MutationError>>,
     {
-        if self.before.is_empty() && self.after.is_empty() {
+        if self.is_empty() {
             return (mutate().await, false);
         }
         let (result, refused) = match self.before(event) {

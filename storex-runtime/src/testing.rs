@@ -77,9 +77,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::random_session_id;
+use crate::config::{random_session_id, Config};
 use crate::diff::Change;
 use crate::history::Versions;
+use crate::hooks::{Hooks, MutationEvent, Source};
 use crate::hub::{Hub, Registration};
 use crate::instance::{self, Applied, Instance, JoinError, LiveStore, MutationError};
 use crate::local::{Command, HubError, Inbox, OpenError};
@@ -104,6 +105,7 @@ pub struct TestStore<S> {
     last: Option<Result<Applied, MutationError>>,
     hub: Option<Attached>,
     wait: Duration,
+    hooks: Hooks,
 }
 
 /// A test store's place in a hub: its registration (dropped, the hub forgets the session) and
@@ -171,6 +173,7 @@ pub struct Joining<S> {
     time_limit: Option<Duration>,
     wait: Duration,
     hub: Option<Hub>,
+    hooks: Hooks,
     store: PhantomData<fn() -> S>,
 }
 
@@ -183,6 +186,7 @@ impl<S> fmt::Debug for Joining<S> {
             .field("time_limit", &self.time_limit)
             .field("wait", &self.wait)
             .field("hub", &self.hub)
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -238,6 +242,15 @@ impl<S: Mutations> Joining<S> {
         self
     }
 
+    /// Runs the mutation hooks of `config` ([`Config::before_mutation`] and the like) around
+    /// every mutation, as its endpoint does: a commit as a client's ([`Source::Client`]), a push
+    /// or a mutation from the hub as server code's ([`Source::Server`]). A refusal is the
+    /// mutation's error, [`MutationError::Refused`] with the hook's text.
+    pub fn hooks(mut self, config: &Config) -> Self {
+        self.hooks = config.hooks.clone();
+        self
+    }
+
     /// Runs the store's init, as a client's join does. A refusal, a panic or the time limit is
     /// [`TestError::Join`], with the text a client would read; a session id that the hub has
     /// already, or a hub that is stopping, is [`TestError::Attach`] (init does not run).
@@ -274,6 +287,7 @@ impl<S: Mutations> Joining<S> {
             last: None,
             hub: attached,
             wait: self.wait,
+            hooks: self.hooks,
         })
     }
 }
@@ -288,6 +302,7 @@ impl<S: Mutations> TestStore<S> {
             time_limit: None,
             wait: DEFAULT_WAIT,
             hub: None,
+            hooks: Hooks::default(),
             store: PhantomData,
         }
     }
@@ -359,7 +374,7 @@ impl<S: Mutations> TestStore<S> {
         args: impl IntoIterator<Item = Value>,
     ) -> Result<Applied, MutationError> {
         let args: Vec<Value> = args.into_iter().collect();
-        let result = self.run(name, &args).await;
+        let result = self.run(name, &args, Source::Client).await;
         self.last = Some(result.clone());
         result
     }
@@ -369,7 +384,7 @@ impl<S: Mutations> TestStore<S> {
     /// serialized is [`MutationError::Refused`] with serde's reason, and nothing runs.
     pub async fn commit_typed(&mut self, mutation: Mutation<S>) -> Result<Applied, MutationError> {
         let result = match mutation.args() {
-            Ok(args) => self.run(mutation.name(), args).await,
+            Ok(args) => self.run(mutation.name(), args, Source::Client).await,
             Err(reason) => Err(MutationError::Refused(reason.to_owned())),
         };
         self.last = Some(result.clone());
@@ -498,8 +513,30 @@ impl<S: Mutations> TestStore<S> {
     }
 
     /// Runs a mutation; a changed state takes the next version, as in a session.
-    async fn run(&mut self, name: &str, args: &[Value]) -> Result<Applied, MutationError> {
-        let result = self.instance.mutate(name, args).await;
+    async fn run(
+        &mut self,
+        name: &str,
+        args: &[Value],
+        source: Source,
+    ) -> Result<Applied, MutationError> {
+        let result = if self.hooks.is_empty() {
+            self.instance.mutate(name, args).await
+        } else {
+            let session = self.instance.session().clone();
+            let event = MutationEvent {
+                session: &session,
+                store: S::NAME,
+                name,
+                args,
+                source,
+            };
+            let instance = &mut self.instance;
+            let mutate = move || {
+                let instance = instance;
+                instance.mutate(name, args)
+            };
+            self.hooks.around(&event, mutate).await.0
+        };
         if matches!(&result, Ok(applied) if !applied.diff.is_empty()) {
             self.versions.advance();
         }
@@ -508,7 +545,9 @@ impl<S: Mutations> TestStore<S> {
 
     /// Runs a server-side mutation of this store and writes its push.
     async fn serve(&mut self, mutation: RawMutation) -> Pushed {
-        let result = self.run(mutation.name(), mutation.args()).await;
+        let result = self
+            .run(mutation.name(), mutation.args(), Source::Server)
+            .await;
         self.last = Some(result.clone());
         // A change-less push is not sent, nor the failure of a server-side mutation.
         let message = match &result {

@@ -16,6 +16,8 @@
 //!              (and --concurrency, --sources and the server and client flags above)
 //! storex-bench --scenario durable [--connections 100] [--mutations 1000] [--depths 1,16]
 //!              [--rounds 5] (and the server and client flags above)
+//! storex-bench --scenario metrics [--connections 100] [--mutations 1000] [--depths 1,16]
+//!              [--rounds 5] (and the server and client flags above)
 //! storex-bench --scenario sizes [--sizes 100,10000,100000] [--connections 10] [--mutations 2000]
 //!              [--depths 1] [--rounds 5] [--vec-budget 2000000] (and the server and client
 //!              flags above)
@@ -29,6 +31,8 @@
 //! Nor is `durable` (issue 11): round trips against a node whose sessions are durable in Redis
 //! (`STOREX_BENCH_DURABLE=1`: every change saved before its answer) and against the same node
 //! without durability, alternated, on one `redis-server` of its own.
+//! Nor is `metrics` (issue 14): round trips against a server that counts in Prometheus metrics
+//! (`STOREX_BENCH_METRICS=1`) and against the same server without them, alternated.
 //! Nor is `sizes` ("Mutations that cost what they change"): round trips against a store of N
 //! rows for each N of `--sizes`, one `touch` (one field of one row) per mutation, the rows in a
 //! tracked `storex::List` (`Bench.Table`) and in a plain `Vec` (`Bench.TableVec`), with the
@@ -188,6 +192,7 @@ fn parse() -> Result<Options, String> {
         "fuzz",
         "cluster",
         "durable",
+        "metrics",
         "sizes",
     ];
     if !scenarios.contains(&options.scenario.as_str()) {
@@ -435,16 +440,55 @@ async fn durable_round_trips(options: &Options) -> Result<(), String> {
         "## Round trips with durable sessions: {} connections × {} mutations, durable vs not, alternated, {} rounds",
         options.connections, options.mutations, options.rounds
     );
+    paired_round_trips(options, ("durable", &durable), ("not durable", &plain)).await
+}
+
+/// Round trips with Prometheus metrics on against the same server without them, alternated:
+/// two servers of the same binary, one counting every frame (`STOREX_BENCH_METRICS=1`). The
+/// metrics server's own count of the mutations it answered is printed after, as a check that
+/// it counted them.
+async fn metrics_round_trips(options: &Options) -> Result<(), String> {
+    let plain = Server::start(options)?;
+    let mut metrics_options = options.clone();
+    metrics_options
+        .server_env
+        .push(("STOREX_BENCH_METRICS".into(), "1".into()));
+    let counted = Server::start(&metrics_options)?;
+    println!(
+        "## Round trips with metrics: {} connections × {} mutations, metrics on vs off, alternated, {} rounds",
+        options.connections, options.mutations, options.rounds
+    );
+    paired_round_trips(options, ("metrics on", &counted), ("metrics off", &plain)).await?;
+    let text = storex_bench::client::http_get_text(counted.addr, "/metrics").await?;
+    let ok = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("storex_mutations_total{") && line.contains("outcome=\"ok\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    println!("The metrics server counted {ok:.0} mutations answered ok.");
+    println!();
+    Ok(())
+}
+
+/// Round trips against two servers, alternated round by round (which goes first alternates
+/// too); a table of each round, then the first server's figures as a ratio to the second's.
+async fn paired_round_trips(
+    options: &Options,
+    first: (&str, &Server),
+    second: (&str, &Server),
+) -> Result<(), String> {
     println!();
     println!("| round | depth | server | answers/s | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|---|");
-    // (depth, durable?, report)
+    // (depth, the first?, report)
     let mut reports: Vec<(usize, bool, RoundTripReport)> = Vec::new();
     for round in 1..=options.rounds {
         for &depth in &options.depths {
             let order = alternated(round, [false, true]);
-            for is_durable in order {
-                let server = if is_durable { &durable } else { &plain };
+            for is_first in order {
+                let (label, server) = if is_first { first } else { second };
                 let measure = RoundTrip {
                     target: Target::Storex,
                     connections: options.connections,
@@ -453,30 +497,31 @@ async fn durable_round_trips(options: &Options) -> Result<(), String> {
                 };
                 let report = round_trip::run(server.addr, measure).await?;
                 println!(
-                    "| {round} | {depth} | {} | {:.0} | {} | {} | {} |",
-                    if is_durable { "durable" } else { "not durable" },
+                    "| {round} | {depth} | {label} | {:.0} | {} | {} | {} |",
                     report.throughput(),
                     ms(report.latency.p50),
                     ms(report.latency.p99),
                     ms(report.latency.max)
                 );
-                reports.push((depth, is_durable, report));
+                reports.push((depth, is_first, report));
             }
         }
     }
     println!();
-    println!("| depth | durable answers/s | not durable answers/s | ratio (median of rounds) | durable p99 | not durable p99 |");
+    let (a, b) = (first.0, second.0);
+    println!(
+        "| depth | {a} answers/s | {b} answers/s | ratio (median of rounds) | {a} p99 | {b} p99 |"
+    );
     println!("|---|---|---|---|---|---|");
     for &depth in &options.depths {
         let of = |wanted: bool| -> Vec<&RoundTripReport> {
             reports
                 .iter()
-                .filter(|(d, is_durable, _)| *d == depth && *is_durable == wanted)
+                .filter(|(d, is_first, _)| *d == depth && *is_first == wanted)
                 .map(|(_, _, report)| report)
                 .collect()
         };
-        let (durable, plain) = (of(true), of(false));
-        let c = Comparison::of(&durable, &plain);
+        let c = Comparison::of(&of(true), &of(false));
         println!(
             "| {depth} | {:.0} | {:.0} | {:.0} % | {:.2} ms | {:.2} ms |",
             c.throughput.0,
@@ -1002,6 +1047,9 @@ fn main() {
         }
         if options.scenario == "durable" {
             return durable_round_trips(&options).await;
+        }
+        if options.scenario == "metrics" {
+            return metrics_round_trips(&options).await;
         }
         if options.scenario == "sizes" {
             return sizes_scenario(&options).await;
