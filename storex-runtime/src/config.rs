@@ -9,7 +9,7 @@ use crate::backplane::Backplane;
 use crate::durable::SessionStore;
 use crate::hooks::{Hooks, MutationEvent, MutationOutcome};
 use crate::hub::Hub;
-use crate::limits::Gate;
+use crate::limits::{Gate, Rate};
 use crate::resume::ResumeSettings;
 use crate::store::{Extensions, Store};
 use crate::telemetry::Telemetry;
@@ -59,13 +59,6 @@ pub struct Config {
     /// The live connections of every endpoint made from this config and its clones.
     pub(crate) gate: Arc<Gate>,
     pub(crate) telemetry: Telemetry,
-}
-
-/// A token bucket's settings: tokens added per second, and how many it holds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Rate {
-    pub(crate) per_second: f64,
-    pub(crate) burst: f64,
 }
 
 impl fmt::Debug for Config {

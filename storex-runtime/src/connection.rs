@@ -22,7 +22,7 @@ use crate::durable::{
 use crate::history::{Answer, Answers, Catchup, HistoryLimits, Outcome, Remembered, Versions};
 use crate::hooks::{Hooks, MutationEvent, Source};
 use crate::hub::{Hub, Registration};
-use crate::instance::{state_of, LiveStore};
+use crate::instance::{state_of, Applied, LiveStore, MutationError};
 use crate::limits::TokenBucket;
 use crate::local::{Claims, Command, DetachLimits, HubError, Inbox};
 use crate::protocol::{
@@ -71,7 +71,7 @@ pub(crate) struct Settings {
     /// What runs around every mutation.
     pub(crate) hooks: Hooks,
     /// Each connection's budget of mutations, when they are limited.
-    pub(crate) mutation_rate: Option<crate::config::Rate>,
+    pub(crate) mutation_rate: Option<crate::limits::Rate>,
     /// Where what happens is counted.
     pub(crate) telemetry: Telemetry,
 }
@@ -625,24 +625,14 @@ impl Connection {
             return Reaction::Send(self.replay(answer, &self.stores[position], request));
         }
         let store = &mut self.stores[position];
-        let event = MutationEvent {
-            session: &self.session,
-            store: store.live.name(),
-            name: &call.name,
-            args: &call.data,
-            source: Source::Client,
-        };
-        let (live, mutation, args) = (&mut store.live, call.name.as_str(), &call.data[..]);
-        // It owns the borrow of the instance (`FnOnce`): the step borrows it in turn.
-        let mutate = move || {
-            let live = live;
-            live.mutate(mutation, args)
-        };
-        let started = self.settings.telemetry.start();
-        let (result, refused) = self.settings.hooks.around(&event, mutate).await;
-        self.settings
-            .telemetry
-            .mutation(&event, &result, refused, started);
+        let result = run_mutation(
+            &self.settings,
+            &self.session,
+            &mut store.live,
+            (call.name.as_str(), &call.data[..]),
+            Source::Client,
+        )
+        .await;
         let session = self.session.id();
         // The answer: the frame of an applied mutation, or an error's text and its message.
         let written = match result {
@@ -776,22 +766,15 @@ impl Connection {
                 }
                 return Reaction::Nothing;
             };
-            let event = MutationEvent {
-                session: &self.session,
-                store: instance.live.name(),
-                name,
-                args: mutation.args(),
-                source: Source::Server,
-            };
-            let (live, args) = (&mut instance.live, mutation.args());
-            let mutate = move || {
-                let live = live;
-                live.mutate(name, args)
-            };
+            let result = run_mutation(
+                &self.settings,
+                &self.session,
+                &mut instance.live,
+                (name, mutation.args()),
+                Source::Server,
+            )
+            .await;
             let telemetry = &self.settings.telemetry;
-            let started = telemetry.start();
-            let (result, refused) = self.settings.hooks.around(&event, mutate).await;
-            telemetry.mutation(&event, &result, refused, started);
             let result = result.map(|applied| {
                 // A change-less push would do nothing on the client: skip it (it matters most
                 // when one server-side mutation reaches thousands of sessions).
@@ -980,6 +963,34 @@ impl Connection {
         }
         .encode()
     }
+}
+
+/// Runs mutation `name` of `live` with `args` between the endpoint's hooks, and counts it.
+async fn run_mutation(
+    settings: &Settings,
+    session: &Session,
+    live: &mut Box<dyn LiveStore>,
+    (name, args): (&str, &[Value]),
+    source: Source,
+) -> Result<Applied, MutationError> {
+    let event = MutationEvent {
+        session,
+        store: live.name(),
+        name,
+        args,
+        source,
+    };
+    // The step is made only once the before hooks let it (a sync mutation runs as it is made).
+    let mutate = move || {
+        let live = live; // owned by the closure (`FnOnce`): the step borrows the instance
+        live.mutate(name, args)
+    };
+    let started = settings.telemetry.start();
+    let (result, refused) = settings.hooks.around(&event, mutate).await;
+    settings
+        .telemetry
+        .mutation(&event, &result, refused, started);
+    result
 }
 
 /// A fresh budget of mutations, when they are limited.

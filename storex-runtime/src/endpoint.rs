@@ -12,7 +12,7 @@ use crate::connection::{Connection, Settings};
 use crate::driver::Limits;
 use crate::hub::Hub;
 use crate::instance::state_of;
-use crate::limits::Slot;
+use crate::limits::{Full, Slot};
 use crate::local::{Inbox, OpenError};
 use crate::protocol::{Close, ServerMessage};
 use crate::registry::{Registry, RegistryError};
@@ -236,13 +236,21 @@ impl Endpoint {
                 config.max_connections,
                 config.max_connections_per_address,
             )
-            .inspect_err(|refusal| {
-                let by = if refusal.status == 429 {
-                    RefusedBy::Address
-                } else {
-                    RefusedBy::Full
-                };
-                config.telemetry.refused(by);
+            .map_err(|full| match full {
+                Full::Endpoint => {
+                    config.telemetry.refused(RefusedBy::Full);
+                    Refusal {
+                        status: 503,
+                        message: "This server has too many connections; try again later.".into(),
+                    }
+                }
+                Full::Address => {
+                    config.telemetry.refused(RefusedBy::Address);
+                    Refusal {
+                        status: 429,
+                        message: "Too many connections from this address.".into(),
+                    }
+                }
             })?;
         let mut result = Err(OpenError::Taken);
         for _ in 0..ATTEMPTS {

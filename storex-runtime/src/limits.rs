@@ -8,7 +8,21 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use crate::config::{Rate, Refusal};
+/// A token bucket's settings: tokens added per second, and how many it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rate {
+    pub(crate) per_second: f64,
+    pub(crate) burst: f64,
+}
+
+/// Why the [`Gate`] let a connection not in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// The endpoint serves its most connections.
+    Endpoint,
+    /// The client's address holds its most.
+    Address,
+}
 
 /// The answer to a mutation over the rate limit.
 pub(crate) const TOO_MANY_MUTATIONS: &str = "Too many mutations.";
@@ -69,14 +83,14 @@ impl Gate {
         self.live.load(Ordering::Relaxed)
     }
 
-    /// A slot for a new connection from `address`, or the refusal: 503 when the endpoint
-    /// holds `max` connections, 429 when that address holds `max_per_address`.
+    /// A slot for a new connection from `address`, or why not: the endpoint holds `max`
+    /// connections, or that address holds `max_per_address`.
     pub(crate) fn enter(
         self: &Arc<Self>,
         address: Option<IpAddr>,
         max: usize,
         max_per_address: usize,
-    ) -> Result<Slot, Refusal> {
+    ) -> Result<Slot, Full> {
         let taken = self
             .live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
@@ -84,10 +98,7 @@ impl Gate {
             });
         if taken.is_err() {
             tracing::warn!(max, "connection refused: the server is full");
-            return Err(Refusal {
-                status: 503,
-                message: "This server has too many connections; try again later.".into(),
-            });
+            return Err(Full::Endpoint);
         }
         // From here on the slot gives its place back when dropped, whatever happens.
         let mut slot = Slot {
@@ -100,10 +111,7 @@ impl Gate {
             if *count >= max_per_address {
                 drop(counts);
                 tracing::info!(%address, max = max_per_address, "connection refused: too many from one address");
-                return Err(Refusal {
-                    status: 429,
-                    message: "Too many connections from this address.".into(),
-                });
+                return Err(Full::Address);
             }
             *count += 1;
             slot.address = Some(address);
@@ -163,14 +171,14 @@ mod tests {
         let b: IpAddr = [10, 0, 0, 2].into();
         let a1 = enter(Some(a)).unwrap();
         let a2 = enter(Some(a)).unwrap();
-        assert_eq!(enter(Some(a)).unwrap_err().status, 429);
+        assert_eq!(enter(Some(a)).unwrap_err(), Full::Address);
         assert_eq!(gate.live(), 2, "a refused request holds no slot");
         let b1 = enter(Some(b)).unwrap();
-        assert_eq!(enter(Some(b)).unwrap_err().status, 503);
-        assert_eq!(enter(None).unwrap_err().status, 503);
+        assert_eq!(enter(Some(b)).unwrap_err(), Full::Endpoint);
+        assert_eq!(enter(None).unwrap_err(), Full::Endpoint);
         drop(a1);
         let unknown = enter(None).unwrap();
-        assert_eq!(enter(Some(b)).unwrap_err().status, 503);
+        assert_eq!(enter(Some(b)).unwrap_err(), Full::Endpoint);
         drop((a2, b1, unknown));
         assert_eq!(gate.live(), 0);
         assert!(gate.by_address.lock().unwrap().is_empty(), "counts go");

@@ -244,3 +244,42 @@ async fn a_panicking_hook_refuses_the_mutation_and_the_connection_goes_on() {
     let answer = client.commit(COUNTER, "increase", json!([])).await;
     assert_eq!(answer["diff"], common::stores::counter_diff(6), "{answer}");
 }
+
+#[tokio::test]
+async fn the_test_kit_runs_a_configs_hooks_as_its_endpoint_does() {
+    let log = Log::default();
+    let seen = log.clone();
+    let config = Config::default()
+        .before_mutation(|event| match event.name() {
+            "set" if event.source() == Source::Client => Err("set is the server's".into()),
+            _ => Ok(()),
+        })
+        .after_mutation(move |event, outcome| {
+            seen.push(format!("{:?} {}", event.source(), outcome_text(outcome)));
+        });
+    let mut store = storex::testing::TestStore::<Counter>::joining()
+        .hooks(&config)
+        .join()
+        .await
+        .unwrap();
+    let refused = store.commit("set", [json!(5)]).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        MutationError::Refused("set is the server's".into())
+    );
+    assert_eq!(store.state().counter, 0);
+    let pushed = store.push(storex::mutation!(Counter, "set", 5)).await;
+    assert!(pushed.message.is_some(), "the server may");
+    assert_eq!(store.state().counter, 5);
+    assert_eq!(
+        log.take(),
+        [
+            "Client refused set is the server's",
+            r#"Server applied [{"a":"u","p":["counter"],"t":5}] -"#,
+        ]
+    );
+    // Without `hooks`, nothing runs around the mutations.
+    let mut plain = storex::testing::TestStore::<Counter>::join().await.unwrap();
+    plain.commit("set", [json!(5)]).await.unwrap();
+    assert!(log.take().is_empty());
+}
