@@ -10,10 +10,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench that cannot build its input has nothing to measure
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
 use criterion::{criterion_group, Criterion};
@@ -21,9 +18,8 @@ use serde::Serialize;
 use storex::testing::TestStore;
 use storex::{Config, Store};
 
-#[allow(dead_code)] // the items are the other benches'
 mod support;
-use support::mean_ns;
+use support::{mean_ns, now};
 
 const GROUP: &str = "hooks";
 
@@ -47,14 +43,6 @@ impl Counter {
     #[mutation("increase")]
     fn increase(&mut self) {
         self.counter += 1;
-    }
-}
-
-/// The value of a future that is ready when first polled (a sync mutation's commit).
-fn now<T>(future: impl Future<Output = T>) -> T {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("a sync mutation's commit is ready at once"),
     }
 }
 

@@ -11,10 +11,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench that cannot build its input has nothing to measure
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
@@ -23,7 +20,7 @@ use serde_json::{json, Value};
 use storex::{List, LiveStore, Params, Registry, Session, Store};
 
 mod support;
-use support::{items, mean_ns, Item};
+use support::{items, mean_ns, now, Item};
 
 const GROUP: &str = "mutation";
 const SIZES: [usize; 3] = [100, 10_000, 100_000];
@@ -79,14 +76,6 @@ impl Copied {
     fn touch_fail(&mut self, index: usize) -> Result<(), &'static str> {
         self.items[index].score += 1.0;
         Err("refused")
-    }
-}
-
-/// The value of a future that is ready when first polled (a sync mutation's step).
-fn now<T>(future: impl Future<Output = T>) -> T {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("a sync mutation's step is ready at once"),
     }
 }
 

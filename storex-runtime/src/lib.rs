@@ -60,6 +60,12 @@
 //! diffs, replies, errors and pushes a client would see, without a server or a socket; attached
 //! to a [`Hub`], it is a live session that server code reaches.
 //!
+//! In production: [`hooks`] run before every mutation (and may refuse it) and after it
+//! ([`Config::before_mutation`], [`Config::after_mutation`]); [`Config::mutation_rate`],
+//! [`Config::max_connections`] and [`Config::max_connections_per_address`] limit abusive
+//! clients; with cargo feature `metrics`, `storex::metrics` counts what the endpoint does for
+//! Prometheus.
+//!
 //! Types in the browser: with cargo feature `ts`, `storex::ts` writes the TypeScript types of
 //! the stores marked `#[store(ts)]` (with ts-rs), which type the browser client's store name,
 //! `state` and `commit`.

@@ -128,47 +128,48 @@ impl Metrics {
             overflows: Counter::default(),
             live,
         };
-        registry.register(
-            "connection_refusals",
-            "Connection requests refused at admission, by reason",
-            inner.refusals.clone(),
-        );
-        registry.register("joins", "Stores joined", inner.joins.clone());
-        registry.register(
-            "join_refusals",
-            "Joins refused (init, its time limit, or the session's store limit)",
-            inner.join_refusals.clone(),
-        );
-        registry.register(
-            "mutations",
-            "Mutations, by store, source and outcome",
-            inner.mutations.clone(),
-        );
+        let by_label = [
+            (
+                "connection_refusals",
+                "Connection requests refused at admission, by reason",
+                &inner.refusals,
+            ),
+            ("joins", "Stores joined", &inner.joins),
+            (
+                "join_refusals",
+                "Joins refused (init, its time limit, or the session's store limit)",
+                &inner.join_refusals,
+            ),
+            (
+                "pushes",
+                "Pushes sent: server-side mutations that changed a client's state",
+                &inner.pushes,
+            ),
+            (
+                "closes",
+                "Close frames the server sent, by code",
+                &inner.closes,
+            ),
+            (
+                "disconnects",
+                "Connections their client ended (closed, or lost without a close)",
+                &inner.disconnects,
+            ),
+        ];
+        for (name, help, family) in by_label {
+            registry.register(name, help, family.clone());
+        }
+        let mutations = "Mutations, by store, source and outcome";
+        registry.register("mutations", mutations, inner.mutations.clone());
+        let durations = "How long mutations took, hooks included";
         registry.register(
             "mutation_duration_seconds",
-            "How long mutations took, hooks included",
+            durations,
             inner.durations.clone(),
         );
-        registry.register(
-            "pushes",
-            "Pushes sent: server-side mutations that changed a client's state",
-            inner.pushes.clone(),
-        );
-        registry.register(
-            "closes",
-            "Close frames the server sent, by code",
-            inner.closes.clone(),
-        );
-        registry.register(
-            "disconnects",
-            "Connections their client ended (closed, or lost without a close)",
-            inner.disconnects.clone(),
-        );
-        registry.register(
-            "inbox_overflows",
-            "Sessions ended because their server-side mutations did not fit their inbox",
-            inner.overflows.clone(),
-        );
+        let overflows =
+            "Sessions ended because their server-side mutations did not fit their inbox";
+        registry.register("inbox_overflows", overflows, inner.overflows.clone());
         Self {
             inner: Arc::new(inner),
         }

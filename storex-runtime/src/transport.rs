@@ -11,9 +11,9 @@
 //! The shape of an adapter (the `actix` module is one):
 //! 1. build a [`ConnectRequest`](crate::ConnectRequest) from the request;
 //! 2. [`Endpoint::admit`](crate::Endpoint::admit) it (a refusal is an HTTP status and a message);
-//! 3. for a live connection, [`Endpoint::accept`](crate::Endpoint::accept) (which allocates the
-//!    session), upgrade, then run [`Accepted::serve`](crate::Accepted::serve) with the transport
-//!    on a task;
+//! 3. for a live connection, [`Endpoint::accept`](crate::Endpoint::accept) (which applies the
+//!    connection caps and allocates the session), upgrade, then run
+//!    [`Accepted::serve`](crate::Accepted::serve) with the transport on a task;
 //! 4. for a plain request, [`Endpoint::http_join`](crate::Endpoint::http_join).
 
 use std::future::Future;

@@ -1,7 +1,12 @@
 //! What the benches share: the items their states hold, and criterion's figures of this run,
 //! read back for the summary lines.
 
+#![allow(dead_code)] // each bench uses a part of it
+
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -44,4 +49,12 @@ pub fn items(count: u64) -> impl Iterator<Item = Item> {
         tags: (0..id % 4).map(|tag| format!("tag-{tag}")).collect(),
         score: id as f64 * 0.5,
     })
+}
+
+/// The value of a future that is ready when first polled (a sync mutation's step or commit).
+pub fn now<T>(future: impl Future<Output = T>) -> T {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("a sync mutation is ready at once"),
+    }
 }
