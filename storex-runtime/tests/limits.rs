@@ -44,9 +44,9 @@ async fn connect_once_freed(url: &str, headers: &[(&'static str, &str)], status:
 
 #[actix_rt::test]
 async fn mutations_over_the_rate_are_answered_an_error_and_the_connection_stays() {
-    // One token a second, three at once: the five mutations below arrive within a fraction of
-    // a second, so exactly three run.
-    let server = TestServer::start(Config::default().mutation_rate(1.0, 3));
+    // A token every two seconds, three at once: the five mutations below arrive within a
+    // fraction of that, so exactly three run.
+    let server = TestServer::start(Config::default().mutation_rate(0.5, 3));
     let mut client = server.connect().await;
     client.join(COUNTER, json!({})).await;
     let session = client.session.clone();
@@ -76,7 +76,7 @@ async fn mutations_over_the_rate_are_answered_an_error_and_the_connection_stays(
     assert_eq!(requests, [0, 1, 2, 3, 4], "each answer to its request");
     assert_eq!(answers[2]["diff"], common::stores::counter_diff(3));
 
-    // The connection is still open, and a token comes back within a second.
+    // The connection is still open, and a token comes back within two seconds.
     client.expect_quiet().await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let answer = loop {
