@@ -593,15 +593,6 @@ impl Connection {
         if position.is_none() && self.settings.registry.get(name).is_none() {
             return Reaction::Close(Close::store_not_defined(name));
         }
-        if let Some(bucket) = self.bucket.as_mut() {
-            if !bucket.take() {
-                tracing::debug!("mutation over the rate limit");
-                if let Some(entry) = self.settings.registry.get(name) {
-                    self.settings.telemetry.limited(entry.name());
-                }
-                return self.error_answer(name, crate::limits::TOO_MANY_MUTATIONS, request);
-            }
-        }
         if let Some(claimed) = claimed_session.filter(|claimed| *claimed != self.session.id()) {
             let error = format!(
                 "Mutation refused: session {claimed:?} is not the session of this connection"
@@ -623,6 +614,17 @@ impl Connection {
         if let Some(answer) = earlier.filter(|answer| answer.store == name) {
             tracing::debug!("mutation answered again: it ran on an earlier connection");
             return Reaction::Send(self.replay(answer, &self.stores[position], request));
+        }
+        // Only what runs takes a token: an answer given again above costs the client none (it
+        // must get the outcome of what ran, not a refusal).
+        if let Some(bucket) = self.bucket.as_mut() {
+            if !bucket.take() {
+                tracing::debug!("mutation over the rate limit");
+                self.settings
+                    .telemetry
+                    .limited(self.stores[position].live.name());
+                return self.error_answer(name, crate::limits::TOO_MANY_MUTATIONS, request);
+            }
         }
         let store = &mut self.stores[position];
         let result = run_mutation(

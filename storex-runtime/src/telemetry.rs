@@ -89,20 +89,18 @@ impl Telemetry {
         refused: bool,
         started: Option<Instant>,
     ) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(_) if refused => "refused",
-            Err(MutationError::Panicked { .. }) => "panic",
-            Err(MutationError::TimedOut { .. }) => "timeout",
-            Err(MutationError::Refused(_) | MutationError::Unserializable { .. }) => "error",
-        };
-        let took = started.map(|started| started.elapsed());
         report!(
             self,
-            m => m.mutation(event.store, source(event.source), outcome, took),
+            m => m.mutation(
+                event.store,
+                source(event.source),
+                outcome(result, refused),
+                started.map(|started| started.elapsed()),
+            ),
             event,
-            outcome,
-            took
+            result,
+            refused,
+            started
         );
     }
 
@@ -130,6 +128,18 @@ impl Telemetry {
     /// A session's inbox of server-side mutations overflowed: the session ends.
     pub(crate) fn overflowed(&self) {
         report!(self, m => m.overflowed(),);
+    }
+}
+
+/// A mutation's outcome as the metrics label it.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+fn outcome(result: &Result<Applied, MutationError>, refused: bool) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(_) if refused => "refused",
+        Err(MutationError::Panicked { .. }) => "panic",
+        Err(MutationError::TimedOut { .. }) => "timeout",
+        Err(MutationError::Refused(_) | MutationError::Unserializable { .. }) => "error",
     }
 }
 

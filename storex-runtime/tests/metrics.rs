@@ -4,6 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[cfg(feature = "redis")]
+#[path = "../../storex-bench/src/services.rs"]
+#[allow(dead_code)]
+mod services;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -126,17 +130,20 @@ async fn a_scrape_after_a_known_workload_shows_its_counts() {
     // A server-side one, pushed to the one session that holds the store.
     assert_eq!(hub.mutate(storex::mutation!(Counter, "increase")), Ok(1));
     assert_eq!(a.recv().await["diff"], common::stores::counter_diff(4));
-    // B closes; a page of another origin is refused.
+    // B closes, D goes without a close; a page of another origin is refused.
     b.close().await;
+    let d = Client::connect(&url, &[]).await.unwrap();
+    drop(d);
     let refused = Client::connect(&url, &[("Origin", "http://evil.example")]).await;
     assert!(refused.is_err());
 
-    let text = until(
+    until(
         addr,
         r#"storex_disconnects_total{reason="client_closed"}"#,
         1.0,
     )
     .await;
+    let text = until(addr, r#"storex_disconnects_total{reason="lost"}"#, 1.0).await;
     let counts = [
         (mutations("ok", "client"), 3.0),
         (mutations("error", "client"), 1.0),
@@ -232,5 +239,50 @@ async fn rate_limited_mutations_and_capped_connections_are_counted() {
         ),
         Some(1.0),
         "a limited mutation did not run"
+    );
+}
+
+#[cfg(feature = "redis")]
+#[actix_rt::test]
+async fn the_backplanes_publish_failures_are_counted() {
+    use storex::redis::{RedisBackplane, RedisOptions};
+    use storex::HubError;
+
+    let mut redis = services::RedisServer::start().unwrap();
+    let backplane = RedisBackplane::new(RedisOptions::new(redis.url())).unwrap();
+    backplane.ready(PATIENCE).await.unwrap();
+    let metrics = Metrics::new();
+    let config = Config::default()
+        .backplane(backplane.clone())
+        .metrics(metrics.clone());
+    let hub = config.hub().clone();
+    let addr = start(config, metrics);
+    let mut client = Client::connect(&format!("ws://{addr}/storex"), &[])
+        .await
+        .unwrap();
+    client.join(COUNTER, json!({})).await;
+    let failures = "storex_backplane_publish_failures_total";
+    assert_eq!(sample(&scrape(addr).await, failures), Some(0.0));
+
+    redis.kill();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !matches!(
+        hub.mutate(storex::mutation!(Counter, "increase")),
+        Err(HubError::Backplane(_))
+    ) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishing never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let text = scrape(addr).await;
+    let counted = sample(&text, failures).unwrap();
+    assert!(counted >= 1.0, "{text}");
+    // The backplane's own count, read after the scrape (a publish queued before the kill may
+    // still be counted lost meanwhile).
+    assert!(
+        counted <= backplane.stats().publish_failures as f64,
+        "{text}"
     );
 }

@@ -555,6 +555,43 @@ async fn a_mutation_sent_again_after_a_resume_is_answered_again_not_run_again() 
 }
 
 #[actix_rt::test]
+async fn a_mutation_answered_again_takes_no_token_of_the_rate_limit() {
+    // Two mutations for the whole test: both run before the drop; sent again after the resume,
+    // they are answered again, not refused; a new one is over the limit.
+    let server = TestServer::start(Config::default().mutation_rate(0.001, 2));
+    let (mut client, joined, session, token) = join_counter(&server, json!({})).await;
+    let epoch = held(&joined).0;
+    for request in ["m1", "m2"] {
+        client
+            .send_json(&commit(&session, "increase", json!([]), request))
+            .await;
+        assert_eq!(client.recv().await["type"], "mutation");
+    }
+    drop(client);
+    detached(&server, 1).await;
+
+    let stores = holding_counter(&epoch, 0);
+    let mut client = resume_on(&server, &session, &token, stores, "r").await;
+    resumed(&mut client).await;
+    for (request, version) in [("m1", 1), ("m2", 2)] {
+        client
+            .send_json(&commit(&session, "increase", json!([]), request))
+            .await;
+        let answer = client.recv().await;
+        assert_eq!(
+            (answer["replayed"].clone(), answer["version"].clone()),
+            (json!(true), json!(version)),
+            "{answer}"
+        );
+    }
+    client
+        .send_json(&commit(&session, "increase", json!([]), "m3"))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!(answer["error"], "Too many mutations.", "{answer}");
+}
+
+#[actix_rt::test]
 async fn a_request_id_remembered_for_another_store_is_a_new_request() {
     let server = TestServer::start(Config::default());
     let (mut client, joined, session, token) = join_counter(&server, json!({})).await;
