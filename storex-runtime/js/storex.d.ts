@@ -58,6 +58,28 @@ export interface WebSocketLike {
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike
 
+/**
+ * What storex.js needs of fetch (`globalThis.fetch` fits): the probe reads a GET's `status` and
+ * `text()`; the event stream (PROTOCOL.md "The event-stream transport") reads the GET's `ok` and
+ * `body`, and sends its frames by POST and its close by DELETE.
+ */
+export type FetchLike = (url: string, init: FetchInit) => Promise<FetchResponse>
+export interface FetchInit {
+  credentials: 'include'
+  method?: 'POST' | 'DELETE'
+  /** A POST's frames, one per line (`text/plain;charset=UTF-8`, fetch's default for a string). */
+  body?: string
+  headers?: { Accept: string }
+  keepalive?: boolean
+  signal?: AbortSignal
+}
+export interface FetchResponse {
+  ok: boolean
+  status: number
+  text(): Promise<string>
+  body: { getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }> } } | null
+}
+
 declare const connectorBrand: unique symbol
 
 /** Carries stores' joins and commits: made by socketConnector or httpConnector. */
@@ -70,8 +92,25 @@ export interface Connector {
 export interface SocketConnectorOptions {
   /** Default: Storex.defaults.address (`ws(s)://<page host>/storex` in a browser). */
   address?: string
-  /** Default: globalThis.WebSocket. On Node 20 pass one, e.g. the `ws` package's. */
+  /**
+   * Default: globalThis.WebSocket. On Node 20 pass one, e.g. the `ws` package's (without one, 'auto'
+   * takes the event stream over fetch).
+   */
   WebSocket?: WebSocketConstructor
+  /**
+   * How the connector reaches the server (default 'auto'). 'websocket': a WebSocket only (it never
+   * falls back). 'sse': the event-stream transport only (a `GET <address>/sse` stream of server-sent
+   * events for the server's frames, POSTs for the client's, over `fetch`; with http(s) for ws(s)).
+   * 'auto': a WebSocket, and the event stream from then on for this connector when there is no
+   * WebSocket or `fallbackAfter` WebSockets in a row closed without opening (a proxy that strips
+   * `Upgrade`, say). Everything else (resume, ping, reconnect, the probe) is the same over both.
+   */
+  transport?: 'auto' | 'websocket' | 'sse'
+  /**
+   * With transport 'auto': how many WebSockets in a row must fail to open (close without having
+   * opened) before the connector moves to the event stream (default 2). One that opens resets the count.
+   */
+  fallbackAfter?: number
   /** First reconnect delay in ms, doubled on each failed attempt (default 500). */
   reconnectBase?: number
   /** Cap of the reconnect delay in ms (default 30000). Each delay is jittered between half and all of it. */
@@ -87,9 +126,10 @@ export interface SocketConnectorOptions {
   maxInFlight?: number
   /**
    * Default: globalThis.fetch. Probes the endpoint (GET, address with http(s) for ws(s)) when a socket
-   * closes before opening: 401 or 403 stops reconnecting. Without fetch there is no probe.
+   * closes before opening: 401 or 403 stops reconnecting. Without fetch there is no probe. It also
+   * carries the event stream (transport 'sse', or the fallback of 'auto', which needs it).
    */
-  fetch?: (url: string, init: { credentials: 'include' }) => Promise<{ status: number; text(): Promise<string> }>
+  fetch?: FetchLike
 }
 
 export interface HttpConnectorOptions {
@@ -170,7 +210,10 @@ export declare function prepare(params: Params, connector?: Connector): {
   useStorex<T = unknown>(config: StoreConfig<T>): Store<T>
 }
 
-/** One WebSocket for every store given it: reconnects (resuming the session when the server allows), pings, re-joins. */
+/**
+ * One WebSocket (or event stream: `transport`) for every store given it: reconnects (resuming the
+ * session when the server allows), pings, re-joins.
+ */
 export declare function socketConnector(options?: SocketConnectorOptions): Connector
 
 /** Joins with one HTTP GET (server-side rendering, scripts): state only; commits reject. */

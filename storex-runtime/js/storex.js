@@ -1,6 +1,7 @@
 // storex.js: the browser (and Node) client of storex-rs, speaking the Storex wire protocol.
 // One core, three parts: applyDiff (the patch), Storex (one store: state and listeners) and a
-// connector (SocketConnection: one WebSocket shared by many stores; or the HTTP one for SSR).
+// connector (SocketConnection: one WebSocket, or its event-stream stand-in, shared by many stores;
+// or the HTTP one for SSR).
 // Two APIs sit on it: the seed's `new Storex({...})` and Storex 0.6's `useStorex(config)`.
 
 const requestId = () => Math.random().toString(36).slice(2, 12)
@@ -140,7 +141,85 @@ Storex.defaults = {
   address: globalThis.location && `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/storex`,
 }
 
-// ---- the socket connector: one WebSocket, many stores, reconnect and resume, ping, bounded waits.
+// ---- the event-stream socket (PROTOCOL.md "The event-stream transport"): the WebSocket the
+// connector needs, over fetch. `GET <path>/sse` streams the server's frames as server-sent events;
+// `POST <path>/sse/ID` carries the client's, one request at a time, each taking all that waited.
+// Its close event fires at most once, and never after close().
+class EventStreamSocket {
+  constructor(address, fetch) {
+    const url = httpOf(address).replace(/\/?(\?|$)/, '/sse$1') // <path>/sse?<query>
+    this.go = (init, to = this.to) => fetch(to, { credentials: 'include', ...init })
+    this.abort = new AbortController()
+    this.go({ headers: { Accept: 'text/event-stream' }, signal: this.abort.signal }, url)
+      .then(async (response) => {
+        if (!response.ok) throw response.status
+        const reader = response.body.getReader()
+        const decoder = new TextDecoder()
+        let rest = '', cr, type, data
+        for (let chunk; !(chunk = await reader.read()).done;) {
+          let text = decoder.decode(chunk.value, { stream: true })
+          if (cr && text[0] === '\n') text = text.slice(1) // the \n of a \r\n cut between two chunks
+          cr = text.endsWith('\r')
+          const lines = (rest + text).split(/\r\n?|\n/)
+          rest = lines.pop()
+          for (const line of lines) {
+            const [, field, value] = line.match(/^([^:]*):? ?([^]*)/) // a comment's field is ''
+            if (field === 'event') type = value
+            if (field === 'data') data = data == null ? value : data + '\n' + value
+            if (line) continue
+            // A blank line dispatches the event; nothing is fired after the close.
+            if (data != null && !this.done) {
+              type = type || 'message'
+              if (type === 'message') this.onmessage?.({ data })
+              if (type === 'ping') this.send() // a sign of life: an empty POST, or one more
+              if (type === 'close') this.end(JSON.parse(data))
+              if (type === 'open') {
+                this.to = url.split('?')[0] + '/' + JSON.parse(data).stream
+                this.onopen?.()
+              }
+            }
+            type = data = null
+          }
+        }
+        throw 'it ended'
+      })
+      .catch((error) => this.lost(error))
+  }
+
+  // Queues the frames; one POST at a time, each sending all that waits.
+  send(...frames) {
+    (this.out = this.out || []).push(...frames)
+    if (this.busy || this.done) return
+    this.busy = this.go({ method: 'POST', body: this.out.join('\n') })
+      .then((response) => {
+        if (!response.ok) throw response.status
+        this.busy = false
+        if (this.out) this.send()
+      })
+      .catch((error) => this.lost(error))
+    this.out = null
+  }
+
+  close() {
+    if (this.to && !this.done) this.go({ method: 'DELETE', keepalive: true }).catch(() => {})
+    this.onclose = null
+    this.end()
+  }
+
+  lost(error) {
+    this.end({ code: 1006, reason: `the event stream was lost (${error?.message || error})` })
+  }
+
+  end(event) {
+    if (this.done) return
+    this.done = true
+    this.abort.abort()
+    this.onclose?.(event)
+  }
+}
+
+// ---- the socket connector: one WebSocket (or event stream), many stores, reconnect and resume,
+// ping, bounded waits.
 class SocketConnection {
   constructor(options = {}) {
     this.options = {
@@ -152,13 +231,15 @@ class SocketConnection {
       commitTimeout: 10000,
       pingInterval: 30000,
       maxInFlight: 256,
+      transport: 'auto',
+      fallbackAfter: 2,
       ...options,
     }
     this.stores = new Set()
     this.answers = new Map() // request id → { onAnswer, joining, message }, in the order they were sent
     this.queue = new Set() // commits not sent yet (their store is not joined, or maxInFlight are unanswered), in order
     this.timers = new Set()
-    this.attempt = 0
+    this.attempt = this.fails = 0 // fails: WebSockets in a row that closed without opening
   }
 
   attach(store) {
@@ -222,11 +303,14 @@ class SocketConnection {
     }
   }
 
+  // The event stream when told to, or ('auto') when there is no WebSocket or fallbackAfter of them
+  // failed to open in a row; once taken, it stays.
   connect() {
-    const { WebSocket, address } = this.options
+    const { WebSocket, fetch, address, transport, fallbackAfter } = this.options
     this.retry = null
-    if (!WebSocket || !address) throw storexError('needs an address and a WebSocket: pass socketConnector({ address, WebSocket }) outside a browser')
-    const ws = (this.ws = new WebSocket(address))
+    const sse = (this.sse = this.sse || transport === 'sse' || (transport !== 'websocket' && fetch && (!WebSocket || this.fails >= fallbackAfter)))
+    if (!address || !(sse ? fetch : WebSocket)) throw storexError('needs an address and a WebSocket or fetch: pass socketConnector({ address, WebSocket }) outside a browser')
+    const ws = (this.ws = sse ? new EventStreamSocket(address, fetch) : new WebSocket(address))
     ws.onopen = () => this.opened()
     ws.onmessage = (event) => this.receive(event.data)
     ws.onclose = (event) => this.closed(event)
@@ -237,6 +321,7 @@ class SocketConnection {
   // its first message (PROTOCOL.md "The resume exchange"); otherwise every store joins afresh.
   opened() {
     this.open = true
+    this.fails = 0
     const asked = new Map()
     for (const { name, epoch, version } of this.stores) if (version != null && !asked.has(name)) asked.set(name, { store: name, epoch, version })
     this.resuming = this.token && asked.size
@@ -389,7 +474,10 @@ class SocketConnection {
     if (stop) this.stop(storexError(`the connection closed (${code}${reason ? ': ' + reason : ''}); reconnecting cannot fix that`))
     else if (this.stores.size) {
       this.reconnect()
-      if (ws && !open) this.probe()
+      if (ws && !open) {
+        this.fails++
+        this.probe()
+      }
     }
   }
 

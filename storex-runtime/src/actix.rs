@@ -9,7 +9,7 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use tracing::Instrument;
 
 use crate::config::{Config, ConnectRequest, Refusal};
@@ -21,7 +21,9 @@ use crate::transport::{Close, CloseCode, Disconnected, Incoming, Transport};
 /// every other setting at its default):
 /// - a WebSocket upgrade at the path speaks the Storex protocol;
 /// - `GET <path>?store=S&params=JSON` without an upgrade joins over HTTP (server-side rendering);
-/// - `GET <path>/storex.js` is the browser client.
+/// - `GET <path>/storex.js` is the browser client;
+/// - `GET <path>/sse`, `POST <path>/sse/ID` and `DELETE <path>/sse/ID` are the event-stream
+///   transport, for clients that cannot open a WebSocket (the [`sse`](crate::sse) module).
 ///
 /// ```no_run
 /// use actix_web::{App, HttpServer};
@@ -62,7 +64,10 @@ pub fn try_scope(config: impl Into<Config>) -> Result<actix_web::Scope, Registry
         .app_data(web::Data::new(hub))
         .route("", web::get().to(entry))
         .route("/", web::get().to(entry))
-        .route("/storex.js", web::get().to(client_js)))
+        .route("/storex.js", web::get().to(client_js))
+        .route("/sse", web::get().to(events))
+        .route("/sse/{stream}", web::post().to(post))
+        .route("/sse/{stream}", web::delete().to(close_stream)))
 }
 
 /// The route that serves `metrics` to Prometheus (cargo feature `metrics`): mount it where it
@@ -166,6 +171,78 @@ async fn entry(
     };
     actix_web::rt::spawn(accepted.serve(socket).instrument(span));
     response
+}
+
+/// `GET <path>/sse`: a live connection over an event stream, admitted as an upgrade is.
+async fn events(request: HttpRequest, endpoint: web::Data<Endpoint>) -> HttpResponse {
+    let connect = connect_request(&request);
+    let accepted = endpoint
+        .admit(&connect, RequestKind::Connection)
+        .and_then(|extensions| endpoint.accept(&connect, extensions));
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(refusal) => return refused(refusal),
+    };
+    let span = tracing::info_span!("connection", session = %accepted.session_id());
+    span.in_scope(|| tracing::info!(peer = ?request.peer_addr(), "connected (event stream)"));
+    let (body, serve) = accepted.serve_events();
+    actix_web::rt::spawn(serve.instrument(span));
+    let mut response = HttpResponse::Ok();
+    response.content_type(crate::sse::CONTENT_TYPE);
+    for header in crate::sse::HEADERS {
+        response.insert_header(header);
+    }
+    response.streaming(body.map(|event| Ok::<_, std::convert::Infallible>(web::Bytes::from(event))))
+}
+
+/// `POST <path>/sse/ID`: the client's frames, one per line, handed over as the body arrives.
+async fn post(
+    request: HttpRequest,
+    stream: web::Path<String>,
+    mut body: web::Payload,
+    endpoint: web::Data<Endpoint>,
+) -> HttpResponse {
+    let mut post = match endpoint.post(&connect_request(&request), &stream) {
+        Ok(post) => post,
+        Err(refusal) => return refused(refusal),
+    };
+    while let Some(chunk) = body.next().await {
+        let pushed = match chunk {
+            Ok(chunk) => post.push(&chunk).await,
+            // The request broke off: what came whole was handed over; the client, which got no
+            // answer, takes the connection as lost and resumes.
+            Err(error) => {
+                tracing::debug!(%error, "a POST to an event stream broke off");
+                return HttpResponse::BadRequest().finish();
+            }
+        };
+        if let Err(error) = pushed {
+            return post_refused(&error);
+        }
+    }
+    match post.finish().await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(error) => post_refused(&error),
+    }
+}
+
+/// `DELETE <path>/sse/ID`: the client's close.
+async fn close_stream(
+    request: HttpRequest,
+    stream: web::Path<String>,
+    endpoint: web::Data<Endpoint>,
+) -> HttpResponse {
+    match endpoint.close_stream(&connect_request(&request), &stream).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(refusal) => refused(refusal),
+    }
+}
+
+fn post_refused(error: &crate::sse::PostError) -> HttpResponse {
+    refused(Refusal {
+        status: error.status(),
+        message: error.to_string(),
+    })
 }
 
 fn refused(refusal: Refusal) -> HttpResponse {

@@ -11,6 +11,7 @@ use crate::hooks::{Hooks, MutationEvent, MutationOutcome};
 use crate::hub::Hub;
 use crate::limits::{Gate, Rate};
 use crate::resume::ResumeSettings;
+use crate::sse::Streams;
 use crate::store::{Extensions, Store};
 use crate::telemetry::Telemetry;
 
@@ -58,6 +59,8 @@ pub struct Config {
     pub(crate) client_address: Arc<AddressFn>,
     /// The live connections of every endpoint made from this config and its clones.
     pub(crate) gate: Arc<Gate>,
+    /// The open event streams of every endpoint made from this config and its clones.
+    pub(crate) streams: Arc<Streams>,
     pub(crate) telemetry: Telemetry,
 }
 
@@ -129,6 +132,7 @@ impl Config {
                 request.peer().map(|peer| peer.ip())
             }),
             gate: Arc::default(),
+            streams: Arc::default(),
             telemetry: Telemetry::default(),
         }
     }

@@ -16,6 +16,7 @@ use crate::limits::{Full, Slot};
 use crate::local::{Inbox, OpenError};
 use crate::protocol::{Close, ServerMessage};
 use crate::registry::{Registry, RegistryError};
+use crate::sse::{EventStream, Post, Streams};
 use crate::store::{Extensions, Params, Session};
 use crate::telemetry::RefusedBy;
 use crate::transport::{Close as TransportClose, Disconnected, Incoming, Transport};
@@ -51,7 +52,7 @@ struct Shared {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestKind {
-    /// A live connection (a WebSocket upgrade).
+    /// A live connection (a WebSocket upgrade, or an event stream).
     Connection,
     /// An HTTP join (a plain `GET`, for server-side rendering).
     HttpJoin,
@@ -74,6 +75,7 @@ pub struct Accepted {
     inbox: Inbox,
     limits: Limits,
     slot: Slot,
+    streams: Arc<Streams>,
 }
 
 impl Accepted {
@@ -91,6 +93,15 @@ impl Accepted {
             _slot: self.slot,
         };
         crate::driver::drive(self.connection, self.inbox, transport, self.limits).await;
+    }
+
+    /// Serves the connection over an event stream (the `sse` module): the stream is the body of
+    /// the `200` answer, and the future serves the connection until it ends (run it on a task,
+    /// as [`serve`](Self::serve)). The client's `POST`s reach it through [`Endpoint::post`].
+    pub fn serve_events(self) -> (EventStream, impl std::future::Future<Output = ()>) {
+        let id = crate::config::random_session_id().into();
+        let (body, transport) = self.streams.clone().open(id);
+        (body, self.serve(transport))
     }
 }
 
@@ -118,6 +129,16 @@ impl<T: Transport> Transport for Counted<T> {
 
     fn ping(&mut self) -> impl std::future::Future<Output = Result<bool, Disconnected>> {
         self.transport.ping()
+    }
+}
+
+/// The answer to a request for an event stream that is not open.
+fn no_stream() -> Refusal {
+    Refusal {
+        status: 404,
+        message: "No open event stream has this id: it ended, or it is served by another server; \
+                  open a new one."
+            .into(),
     }
 }
 
@@ -174,19 +195,8 @@ impl Endpoint {
         request: &ConnectRequest,
         kind: RequestKind,
     ) -> Result<Extensions, Refusal> {
+        self.check_origin(request, kind)?;
         let config = self.config();
-        if !config.origin_allowed(request) {
-            tracing::info!(
-                ?kind,
-                origin = request.header("origin"),
-                host = request.header("host"),
-                "connection refused: origin not allowed"
-            );
-            config.telemetry.refused(RefusedBy::Origin);
-            return Err(Refusal::forbidden(
-                "This origin may not connect to this storex endpoint.",
-            ));
-        }
         let Some(hook) = &config.on_connect else {
             return Ok(Extensions::new());
         };
@@ -207,6 +217,25 @@ impl Endpoint {
                 message: refusal.message,
             }
         })
+    }
+
+    /// The `Origin` policy ([`Config::allowed_origins`]): 403 for a page of an origin that is
+    /// not allowed.
+    fn check_origin(&self, request: &ConnectRequest, kind: RequestKind) -> Result<(), Refusal> {
+        let config = self.config();
+        if config.origin_allowed(request) {
+            return Ok(());
+        }
+        tracing::info!(
+            ?kind,
+            origin = request.header("origin"),
+            host = request.header("host"),
+            "connection refused: origin not allowed"
+        );
+        config.telemetry.refused(RefusedBy::Origin);
+        Err(Refusal::forbidden(
+            "This origin may not connect to this storex endpoint.",
+        ))
     }
 
     /// How many live connections the endpoint serves now, with every endpoint of its config's
@@ -296,7 +325,31 @@ impl Endpoint {
             inbox,
             limits,
             slot,
+            streams: config.streams.clone(),
         })
+    }
+
+    /// A `POST` of the client's frames to the event stream `stream` (PROTOCOL.md, "The
+    /// event-stream transport"): refused with 403 by the `Origin` policy (the connect hook ran
+    /// when the stream opened: the stream's id is the credential), and with 404 when no open
+    /// stream of this endpoint (or of its config's clones) has that id.
+    pub fn post(&self, request: &ConnectRequest, stream: &str) -> Result<Post, Refusal> {
+        self.check_origin(request, RequestKind::Connection)?;
+        self.config()
+            .streams
+            .post(stream, self.config().max_frame_size)
+            .ok_or_else(no_stream)
+    }
+
+    /// A `DELETE` of the event stream `stream`: the client's close (the session ends), refused
+    /// as [`post`](Self::post) is.
+    pub async fn close_stream(&self, request: &ConnectRequest, stream: &str) -> Result<(), Refusal> {
+        self.check_origin(request, RequestKind::Connection)?;
+        if self.config().streams.close(stream).await {
+            Ok(())
+        } else {
+            Err(no_stream())
+        }
     }
 
     /// `GET <path>?store=S&params=JSON`: runs init once (session `"SSR"`), then terminate, and

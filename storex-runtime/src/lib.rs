@@ -107,6 +107,7 @@ pub mod protocol;
 pub mod redis;
 mod registry;
 mod resume;
+pub mod sse;
 mod store;
 mod telemetry;
 pub mod testing;

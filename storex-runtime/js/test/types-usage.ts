@@ -25,7 +25,10 @@ void reply; void seedAsStore
 
 // ---- Storex 0.6's API
 const socket: Connector = socketConnector({ address: 'ws://localhost:4000/storex', WebSocket, reconnectBase: 250, reconnectMax: 10_000, commitTimeout: 5000, pingInterval: 30_000, maxInFlight: 64, fetch })
-socketConnector({ fetch: async (url, init) => ({ status: url.length + (init.credentials === 'include' ? 0 : 1), text: async () => 'no' }) })
+socketConnector({ fetch: async (url, init) => ({ ok: false, status: url.length + (init.credentials === 'include' ? 0 : 1), text: async () => 'no', body: null }) })
+socketConnector({ address: 'ws://localhost:4000/storex', transport: 'sse', fetch: globalThis.fetch })
+socketConnector({ transport: 'auto', fallbackAfter: 3 })
+socketConnector({ transport: 'websocket', WebSocket })
 const ssr: Connector = httpConnector({ address: 'http://localhost:4000/storex', fetch })
 const todos = useStorex<Todos>({ store: 'Todos', params: { list: 1 }, connector: socket })
 const first: Todos | undefined = todos.state
@@ -62,7 +65,13 @@ todos.version = 1
 // @ts-expect-error maxInFlight is a number
 socketConnector({ maxInFlight: '256' })
 // @ts-expect-error the probe needs the response's status
-socketConnector({ fetch: async () => ({ text: async () => '' }) })
+socketConnector({ fetch: async () => ({ ok: true, text: async () => '', body: null }) })
+// @ts-expect-error the event stream needs the response's body
+socketConnector({ fetch: async () => ({ ok: true, status: 200, text: async () => '' }) })
+// @ts-expect-error transport is 'auto', 'websocket' or 'sse'
+socketConnector({ transport: 'long-polling' })
+// @ts-expect-error fallbackAfter is a number
+socketConnector({ fallbackAfter: '2' })
 // @ts-expect-error the state may be undefined before the join
 counter.state.counter
 // @ts-expect-error a connector comes from socketConnector or httpConnector

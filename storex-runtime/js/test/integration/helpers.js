@@ -5,6 +5,8 @@ import { socketConnector } from '../../storex.js'
 import { within } from '../support/server.js'
 
 // A connector to `server` that counts the WebSockets it opens; reconnects quickly for the tests.
+// WebSockets only (transport 'websocket'): these tests refuse, cut and restart connections and read
+// WebSocket frames, and must not move to the event stream (sse.test.js covers that transport).
 export function connectorTo(server, t, options = {}) {
   const sockets = []
   class CountingWebSocket extends WebSocket {
@@ -13,7 +15,7 @@ export function connectorTo(server, t, options = {}) {
       sockets.push(this)
     }
   }
-  const connector = socketConnector({ address: server.ws, WebSocket: CountingWebSocket, reconnectBase: 100, reconnectMax: 1000, ...options })
+  const connector = socketConnector({ address: server.ws, WebSocket: CountingWebSocket, transport: 'websocket', reconnectBase: 100, reconnectMax: 1000, ...options })
   t.after(() => connector.close())
   return { connector, sockets }
 }

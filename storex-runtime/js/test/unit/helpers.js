@@ -93,3 +93,53 @@ export function fakeClock(t) {
 
 // Lets promise callbacks that are already due run.
 export const flush = () => new Promise((resolve) => setImmediate(resolve))
+
+// A fetch driven by hand, for the event-stream transport (PROTOCOL.md "The event-stream transport").
+// A GET of <path>/sse is recorded in `streams` and answered when the test says: `open(id)` answers
+// 200 and sends the open event, `push(chunk)` sends raw event-stream text or bytes (split as the test likes),
+// `send(message)` one frame, `end()` ends the body, `respond(status)` answers without opening, `fail()`
+// fails like a network error; `aborted` tells whether the client aborted it. POSTs are recorded in
+// `posts` (their `frames` parsed) and wait for `answer(status = 204)` or `fail()`; DELETEs are recorded
+// in `deletes` and answered 204. Any other GET is the connector's probe: recorded in `probes`, answered
+// with `probe` (the status, 400 by default).
+export function fakeFetch() {
+  const encoder = new TextEncoder()
+  const fake = { streams: [], posts: [], deletes: [], probes: [], probe: 400 }
+  const answer = (status, extra) => ({ ok: status >= 200 && status < 300, status, text: async () => `status ${status}`, ...extra })
+  fake.fetch = (url, init = {}) => new Promise((resolve, reject) => {
+    const call = { url, init, fail: () => reject(new TypeError('fetch failed')) }
+    if (init.method === 'POST') {
+      const frames = init.body.split('\n').filter(Boolean).map((line) => JSON.parse(line))
+      fake.posts.push(Object.assign(call, { body: init.body, frames, answer: (status = 204) => resolve(answer(status)) }))
+    } else if (init.method === 'DELETE') {
+      fake.deletes.push(call)
+      resolve(answer(204))
+    } else if (!/\/sse(\?|$)/.test(url)) {
+      fake.probes.push(call)
+      resolve(answer(fake.probe))
+    } else {
+      let controller
+      const body = new ReadableStream({ start: (c) => (controller = c) })
+      init.signal?.addEventListener('abort', () => {
+        const error = new DOMException('This operation was aborted', 'AbortError')
+        try { controller.error(error) } catch {}
+        reject(error)
+      })
+      Object.defineProperty(call, 'aborted', { get: () => Boolean(init.signal?.aborted) })
+      fake.streams.push(Object.assign(call, {
+        respond: (status = 200) => resolve(answer(status, { body })),
+        open(id = `STREAM-${fake.streams.indexOf(call) + 1}`) {
+          call.respond()
+          call.push(`event: open\ndata: {"stream":"${id}"}\n\n`)
+        },
+        push: (chunk) => controller.enqueue(typeof chunk === 'string' ? encoder.encode(chunk) : chunk),
+        send: (message) => call.push(`data: ${JSON.stringify(message)}\n\n`),
+        end: () => controller.close(),
+      }))
+    }
+  })
+  // Every frame POSTed so far, in order; those of one type.
+  fake.sent = () => fake.posts.flatMap((post) => post.frames)
+  fake.sentOf = (type) => fake.sent().filter((frame) => frame.type === type)
+  return fake
+}

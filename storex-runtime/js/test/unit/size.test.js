@@ -1,11 +1,12 @@
-// The size budget (storex.js minified and gzipped stays within 3.75 KiB) and the ES2020 promise.
+// The size budget (storex.js minified and gzipped stays within 4.5 KiB, the event-stream transport
+// included) and the ES2020 promise.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { gzipSync } from 'node:zlib'
 import { transform } from 'esbuild'
 
-const BUDGET = 3840
+const BUDGET = 4608
 const source = await readFile(new URL('../../storex.js', import.meta.url), 'utf8')
 const minify = async (target) => (await transform(source, { minify: true, format: 'esm', target })).code
 

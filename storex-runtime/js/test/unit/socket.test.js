@@ -183,10 +183,17 @@ test('state and session are read-only getters', () => {
   store.close()
 })
 
-test('a store needs a name; a socket needs an address and a WebSocket', () => {
+test('a store needs a name; a socket needs an address and a WebSocket (or fetch), and the error says what to pass', () => {
   assert.throws(() => useStorex({ params: {} }), /store name is required/)
-  const connector = socketConnector({ address: 'ws://x/storex', WebSocket: undefined })
-  assert.throws(() => useStorex({ store: 'S', connector }), /WebSocket/)
+  const what = /needs an address and a WebSocket or fetch: pass socketConnector\(\{ address, WebSocket \}\)/
+  for (const transport of ['auto', 'websocket', 'sse']) {
+    const connector = socketConnector({ address: 'ws://x/storex', WebSocket: undefined, fetch: undefined, transport })
+    assert.throws(() => useStorex({ store: 'S', connector }), what, transport)
+  }
+  const sse = socketConnector({ address: 'ws://x/storex', WebSocket: fakeWebSocket(), fetch: undefined, transport: 'sse' })
+  assert.throws(() => useStorex({ store: 'S', connector: sse }), what)
+  const ws = socketConnector({ address: 'ws://x/storex', WebSocket: undefined, fetch: async () => {}, transport: 'websocket' })
+  assert.throws(() => useStorex({ store: 'S', connector: ws }), what)
 })
 
 test('a closed store rejects commits', async () => {
