@@ -239,7 +239,7 @@ class SocketConnection {
     this.answers = new Map() // request id → { onAnswer, joining, message }, in the order they were sent
     this.queue = new Set() // commits not sent yet (their store is not joined, or maxInFlight are unanswered), in order
     this.timers = new Set()
-    this.attempt = this.fails = 0 // fails: WebSockets in a row that closed without opening
+    this.attempt = this.fails = 0 // fails: WebSockets in a row that closed without opening while HTTP was answered
   }
 
   attach(store) {
@@ -304,7 +304,8 @@ class SocketConnection {
   }
 
   // The event stream when told to, or ('auto') when there is no WebSocket or fallbackAfter of them
-  // failed to open in a row; once taken, it stays.
+  // failed to open in a row while the server answered HTTP (a proxy that blocks them); once taken,
+  // it stays.
   connect() {
     const { WebSocket, fetch, address, transport, fallbackAfter } = this.options
     this.retry = null
@@ -474,21 +475,20 @@ class SocketConnection {
     if (stop) this.stop(storexError(`the connection closed (${code}${reason ? ': ' + reason : ''}); reconnecting cannot fix that`))
     else if (this.stores.size) {
       this.reconnect()
-      if (ws && !open) {
-        this.fails++
-        this.probe()
-      }
+      if (ws && !open) this.probe()
     }
   }
 
   // A refusal by the connect hook (or the Origin check) looks, to a browser, like a socket that
   // closes before opening: a GET on the endpoint tells. 401 or 403 stops, with the server's
-  // words; any other answer, or none, leaves the reconnect running.
+  // words; any other answer, or none, leaves the reconnect running. A WebSocket that failed while
+  // the server answers HTTP counts toward the fallback (a server that is down does not).
   probe() {
     const { fetch, address } = this.options
     fetch?.(httpOf(address), { credentials: 'include' })
       .then(async (response) => {
         const { status } = response
+        if (!this.sse) this.fails++
         if (status !== 401 && status !== 403) return
         let text = await response.text()
         try { text = JSON.parse(text).error || text } catch {}

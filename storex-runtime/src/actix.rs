@@ -232,7 +232,10 @@ async fn close_stream(
     stream: web::Path<String>,
     endpoint: web::Data<Endpoint>,
 ) -> HttpResponse {
-    match endpoint.close_stream(&connect_request(&request), &stream).await {
+    match endpoint
+        .close_stream(&connect_request(&request), &stream)
+        .await
+    {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(refusal) => refused(refusal),
     }

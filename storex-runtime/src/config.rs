@@ -61,6 +61,7 @@ pub struct Config {
     pub(crate) gate: Arc<Gate>,
     /// The open event streams of every endpoint made from this config and its clones.
     pub(crate) streams: Arc<Streams>,
+    pub(crate) event_stream_heartbeat: Duration,
     pub(crate) telemetry: Telemetry,
 }
 
@@ -85,6 +86,7 @@ impl fmt::Debug for Config {
                 "max_connections_per_address",
                 &self.max_connections_per_address,
             )
+            .field("event_stream_heartbeat", &self.event_stream_heartbeat)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +135,7 @@ impl Config {
             }),
             gate: Arc::default(),
             streams: Arc::default(),
+            event_stream_heartbeat: Duration::from_secs(15),
             telemetry: Telemetry::default(),
         }
     }
@@ -252,6 +255,15 @@ impl Config {
     /// unguessable.
     pub fn session_id(mut self, generate: impl Fn() -> String + Send + Sync + 'static) -> Self {
         self.session_id = Arc::new(generate);
+        self
+    }
+
+    /// How often a quiet event stream (the fallback transport of clients without a WebSocket,
+    /// the [`sse`](crate::sse) module) gets an SSE comment: 15 s by default. A client that went
+    /// away without a word is noticed when a write to it fails, so within about two periods;
+    /// the comments also keep proxies that end quiet responses from ending the stream.
+    pub fn event_stream_heartbeat(mut self, period: Duration) -> Self {
+        self.event_stream_heartbeat = period;
         self
     }
 

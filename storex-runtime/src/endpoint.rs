@@ -76,6 +76,7 @@ pub struct Accepted {
     limits: Limits,
     slot: Slot,
     streams: Arc<Streams>,
+    heartbeat: std::time::Duration,
 }
 
 impl Accepted {
@@ -100,7 +101,7 @@ impl Accepted {
     /// as [`serve`](Self::serve)). The client's `POST`s reach it through [`Endpoint::post`].
     pub fn serve_events(self) -> (EventStream, impl std::future::Future<Output = ()>) {
         let id = crate::config::random_session_id().into();
-        let (body, transport) = self.streams.clone().open(id);
+        let (body, transport) = self.streams.clone().open(id, self.heartbeat);
         (body, self.serve(transport))
     }
 }
@@ -326,6 +327,7 @@ impl Endpoint {
             limits,
             slot,
             streams: config.streams.clone(),
+            heartbeat: config.event_stream_heartbeat,
         })
     }
 
@@ -343,7 +345,11 @@ impl Endpoint {
 
     /// A `DELETE` of the event stream `stream`: the client's close (the session ends), refused
     /// as [`post`](Self::post) is.
-    pub async fn close_stream(&self, request: &ConnectRequest, stream: &str) -> Result<(), Refusal> {
+    pub async fn close_stream(
+        &self,
+        request: &ConnectRequest,
+        stream: &str,
+    ) -> Result<(), Refusal> {
         self.check_origin(request, RequestKind::Connection)?;
         if self.config().streams.close(stream).await {
             Ok(())

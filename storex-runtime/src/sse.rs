@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, Mutex as OrderLock, OwnedMutexGuard};
+use tokio::time::{Duration, Instant, Interval, MissedTickBehavior};
 
 use crate::protocol::Close;
 use crate::transport::{Disconnected, Incoming, Transport};
@@ -36,6 +37,9 @@ pub const HEADERS: [(&str, &str); 3] = [
     ("x-accel-buffering", "no"),
     ("content-encoding", "identity"),
 ];
+
+/// An SSE comment: clients skip it; writing it finds a client that is gone.
+const HEARTBEAT: &str = ":\n\n";
 
 /// Events waiting for the client to read them: past this the driver's send waits, bounded by
 /// the endpoint's send timeout, as a WebSocket's does.
@@ -70,7 +74,13 @@ impl Streams {
 
     /// Opens an event stream for a connection under `id` (random: it is the credential of the
     /// stream's requests): the body and the transport that feeds it.
-    pub(crate) fn open(self: &Arc<Self>, id: Arc<str>) -> (EventStream, impl Transport) {
+    /// A comment goes out every `heartbeat` while the stream is quiet: a client that went
+    /// away is only noticed when a write to it fails.
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        id: Arc<str>,
+        heartbeat: Duration,
+    ) -> (EventStream, impl Transport) {
         let (frames, inbox) = mpsc::channel(INCOMING);
         let (events, outgoing) = mpsc::channel(OUTGOING);
         let stream = Arc::new(Stream {
@@ -91,6 +101,7 @@ impl Streams {
                 inbox,
                 events: Some(events),
                 streams: self.clone(),
+                heartbeat: heartbeat_every(heartbeat),
             },
         )
     }
@@ -148,6 +159,14 @@ struct Events {
     /// `None` once closed: the body ends when it has sent what is queued.
     events: Option<mpsc::Sender<String>>,
     streams: Arc<Streams>,
+    heartbeat: Interval,
+}
+
+fn heartbeat_every(period: Duration) -> Interval {
+    let period = period.max(Duration::from_millis(1));
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat
 }
 
 impl Drop for Events {
@@ -167,14 +186,26 @@ impl Events {
 
 impl Transport for Events {
     async fn recv(&mut self) -> Incoming {
-        let Some(events) = &self.events else {
+        let Self {
+            inbox,
+            events,
+            heartbeat,
+            ..
+        } = self;
+        let Some(events) = events.as_ref() else {
             return Incoming::Lost;
         };
-        // What the client posted before it went still counts.
-        tokio::select! {
-            biased;
-            incoming = self.inbox.recv() => incoming.unwrap_or(Incoming::Lost),
-            () = events.closed() => Incoming::Lost,
+        loop {
+            // What the client posted before it went still counts.
+            tokio::select! {
+                biased;
+                incoming = inbox.recv() => return incoming.unwrap_or(Incoming::Lost),
+                () = events.closed() => return Incoming::Lost,
+                _ = heartbeat.tick() => {
+                    // A full queue writes anyway; the comment is not needed then.
+                    let _ = events.try_send(HEARTBEAT.to_owned());
+                }
+            }
         }
     }
 
@@ -336,7 +367,7 @@ mod tests {
     }
 
     fn open(streams: &Arc<Streams>) -> (EventStream, impl Transport) {
-        streams.open("V1StGXR8_Z5jdHi6B-myT".into())
+        streams.open("V1StGXR8_Z5jdHi6B-myT".into(), Duration::from_secs(3600))
     }
 
     fn text(text: &str) -> Incoming {
@@ -370,6 +401,18 @@ mod tests {
         assert_eq!(streams.len(), 0, "a dropped transport leaves the registry");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_stream_gets_a_comment_every_heartbeat() {
+        let streams = Arc::new(Streams::default());
+        let (mut body, mut transport) = streams.open("id".into(), Duration::from_secs(15));
+        body.next().await.unwrap(); // open
+        let waiting = tokio::time::timeout(Duration::from_secs(31), transport.recv()).await;
+        assert!(waiting.is_err(), "nothing arrived from the client");
+        assert_eq!(body.next().await.unwrap(), ":\n\n");
+        assert_eq!(body.next().await.unwrap(), ":\n\n");
+        assert!(futures_util::FutureExt::now_or_never(body.next()).is_none());
+    }
+
     #[tokio::test]
     async fn a_post_hands_over_each_line_in_order_across_chunks() {
         let streams = Arc::new(Streams::default());
@@ -382,7 +425,11 @@ mod tests {
         post.finish().await.unwrap();
         assert_eq!(
             frames(&mut transport),
-            [text("{\"one\":1}"), text("{\"two\":2}"), text("{\"three\":3}")]
+            [
+                text("{\"one\":1}"),
+                text("{\"two\":2}"),
+                text("{\"three\":3}")
+            ]
         );
         // An empty request is a sign of life.
         streams.post(&id, 64).unwrap().finish().await.unwrap();
@@ -399,6 +446,7 @@ mod tests {
         let mut post = streams.post(&id, 8).unwrap();
         post.push(b"12345").await.unwrap();
         assert_eq!(post.push(b"6789").await, Err(PostError::TooBig));
+        drop(post); // the request ends: the next one may hand over its frames
         assert_eq!(
             frames(&mut transport),
             [Incoming::Violation(Close::too_big())]

@@ -431,6 +431,20 @@ test("auto: after fallbackAfter (2) WebSockets in a row failed to open, the even
   assert.deepEqual([WebSocket.instances.length, fake.streams.length], [2, 2], 'the event stream stays')
 })
 
+test('auto: WebSockets that fail while the server answers no HTTP either (it is down) do not count', async (t) => {
+  const { clock, fake, WebSocket, connector } = setup(t)
+  useStorex({ store: 'Counter', connector })
+  const down = fake.fetch
+  fake.fetch = (url, init) => (/\/sse/.test(url) ? down(url, init) : Promise.reject(new TypeError('fetch failed')))
+  connector.options.fetch = fake.fetch
+  for (let i = 0; i < 4; i++) await failWebSocket(WebSocket, clock)
+  assert.deepEqual([WebSocket.instances.length, fake.streams.length], [5, 0], 'a server restart is not a blocked WebSocket')
+  connector.options.fetch = down // it answers HTTP again, and WebSockets still fail: a proxy blocks them
+  await failWebSocket(WebSocket, clock)
+  await failWebSocket(WebSocket, clock)
+  assert.deepEqual([WebSocket.instances.length, fake.streams.length], [6, 1])
+})
+
 test('auto: a WebSocket that opened resets the count of failures', async (t) => {
   const { clock, fake, WebSocket, connector } = setup(t)
   useStorex({ store: 'Counter', connector })
