@@ -106,6 +106,31 @@ pub async fn flush(socket: &mut Socket) -> Result<(), String> {
     socket.flush().await.map_err(|e| format!("flush: {e}"))
 }
 
+/// What the round trips need of a connection, whatever its transport: queue a frame, send what
+/// is queued, read the next frame from the server.
+pub trait Frames {
+    /// Queues a text frame without sending it.
+    fn queue(&mut self, text: String) -> impl std::future::Future<Output = Result<(), String>>;
+    /// Sends what is queued.
+    fn push_out(&mut self) -> impl std::future::Future<Output = Result<(), String>>;
+    /// The next frame from the server, within [`PATIENCE`].
+    fn next_frame(&mut self) -> impl std::future::Future<Output = Result<String, String>>;
+}
+
+impl Frames for Socket {
+    fn queue(&mut self, text: String) -> impl std::future::Future<Output = Result<(), String>> {
+        feed(self, text)
+    }
+
+    fn push_out(&mut self) -> impl std::future::Future<Output = Result<(), String>> {
+        flush(self)
+    }
+
+    fn next_frame(&mut self) -> impl std::future::Future<Output = Result<String, String>> {
+        next_text(self)
+    }
+}
+
 /// The join message of the counter store.
 pub fn join_message(request: u64) -> String {
     format!(r#"{{"type":"join","store":"{STORE}","data":{{}},"request":{request}}}"#)
@@ -124,10 +149,10 @@ pub fn fence_message() -> String {
 }
 
 /// Joins the counter store; its session id and state. Verifies the answer.
-pub async fn join(socket: &mut Socket) -> Result<(String, Value), String> {
-    feed(socket, join_message(0)).await?;
-    flush(socket).await?;
-    let text = next_text(socket).await?;
+pub async fn join(socket: &mut impl Frames) -> Result<(String, Value), String> {
+    socket.queue(join_message(0)).await?;
+    socket.push_out().await?;
+    let text = socket.next_frame().await?;
     let answer: Value = serde_json::from_str(&text).map_err(|e| format!("join answer: {e}"))?;
     if answer["type"] != "join" || answer["request"] != 0 || answer["store"] != STORE {
         return Err(format!("unexpected join answer: {text}"));

@@ -2,7 +2,9 @@
 //!
 //! - [`server`]: the counter store, a bare actix-ws echo endpoint (the limit of the stack) and a
 //!   control endpoint for server-side mutations; the `storex-bench-server` binary serves them.
-//! - [`round_trip`]: N connections × M mutations at pipeline depth D, every answer verified.
+//! - [`round_trip`]: N connections × M mutations at pipeline depth D, every answer verified, over
+//!   a WebSocket or the event-stream transport ([`events`]: SSE for the server's frames, POST for
+//!   the client's).
 //! - [`sessions`]: N idle joined sessions (resident memory per session, join rate) and the
 //!   fan-out of one server-side mutation to all of them, on one server or spread over several
 //!   cluster nodes.
@@ -26,6 +28,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod events;
 pub mod fuzz;
 pub mod json_pairs;
 pub mod round_trip;

@@ -11,7 +11,8 @@ use storex::diff::{Change, PathSegment};
 use storex::protocol::ServerMessage;
 use tokio::sync::Barrier;
 
-use crate::client::{self, Socket};
+use crate::client::{self, Frames, Socket};
+use crate::events::{self, EventSocket};
 use crate::stats::Percentiles;
 
 /// What the connections talk to.
@@ -21,6 +22,8 @@ pub enum Target {
     Storex,
     /// The echo endpoint: the same frames, answered by frames of a storex answer's size.
     Echo,
+    /// The storex endpoint over the event-stream transport (`GET /storex/sse`, `POST`s).
+    Events,
 }
 
 impl Target {
@@ -29,6 +32,7 @@ impl Target {
         match self {
             Target::Storex => "storex",
             Target::Echo => "echo",
+            Target::Events => "storex (event stream)",
         }
     }
 }
@@ -210,14 +214,17 @@ async fn connection(
     barrier: Arc<Barrier>,
     window: Option<Arc<CpuWindow>>,
 ) -> Result<Connection, String> {
-    let path = match measure.target {
-        Target::Storex => "/storex".to_owned(),
-        Target::Echo => format!("/echo?pad={}", storex_answer_len(measure.mutations)),
+    let mut socket = match measure.target {
+        Target::Storex => client::connect(server, "/storex", None).await.map(Link::Ws),
+        Target::Echo => {
+            let path = format!("/echo?pad={}", storex_answer_len(measure.mutations));
+            client::connect(server, &path, None).await.map(Link::Ws)
+        }
+        Target::Events => events::open(server, "/storex").await.map(Link::Events),
     };
-    let mut socket = client::connect(server, &path, None).await;
     let joined = match &mut socket {
         Ok(socket) => match measure.target {
-            Target::Storex => client::join(socket).await.map(Some),
+            Target::Storex | Target::Events => client::join(socket).await.map(Some),
             Target::Echo => Ok(None),
         },
         Err(error) => Err(error.clone()),
@@ -242,13 +249,53 @@ async fn connection(
     if let Some(window) = &window {
         window.finished().await;
     }
-    let (mut socket, outcome) = outcome?;
-    let _ = socket.close(None).await;
+    let (socket, outcome) = outcome?;
+    socket.close().await;
     outcome
 }
 
+/// A connection of either transport.
+enum Link {
+    Ws(Socket),
+    Events(EventSocket),
+}
+
+impl Link {
+    async fn close(self) {
+        match self {
+            Link::Ws(mut socket) => {
+                let _ = socket.close(None).await;
+            }
+            Link::Events(socket) => socket.close().await,
+        }
+    }
+}
+
+impl Frames for Link {
+    async fn queue(&mut self, text: String) -> Result<(), String> {
+        match self {
+            Link::Ws(socket) => socket.queue(text).await,
+            Link::Events(socket) => socket.queue(text).await,
+        }
+    }
+
+    async fn push_out(&mut self) -> Result<(), String> {
+        match self {
+            Link::Ws(socket) => socket.push_out().await,
+            Link::Events(socket) => socket.push_out().await,
+        }
+    }
+
+    async fn next_frame(&mut self) -> Result<String, String> {
+        match self {
+            Link::Ws(socket) => socket.next_frame().await,
+            Link::Events(socket) => socket.next_frame().await,
+        }
+    }
+}
+
 async fn pipeline(
-    socket: &mut Socket,
+    socket: &mut impl Frames,
     measure: RoundTrip,
     session: &str,
     mut state: Option<Value>,
@@ -259,14 +306,16 @@ async fn pipeline(
     let mut next_request = 1;
     let started = Instant::now();
     while next_request <= total && in_flight.len() < measure.depth.max(1) {
-        client::feed(socket, client::mutation_message(session, next_request)).await?;
+        socket
+            .queue(client::mutation_message(session, next_request))
+            .await?;
         in_flight.push_back((next_request, Instant::now()));
         next_request += 1;
     }
-    client::flush(socket).await?;
+    socket.push_out().await?;
     let mut answers = 0;
     while let Some((request, sent)) = in_flight.pop_front() {
-        let text = client::next_text(socket).await?;
+        let text = socket.next_frame().await?;
         latencies.push(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
         let answer: Value = serde_json::from_str(&text).map_err(|e| format!("answer: {e}"))?;
         // One session answers in order: the next answer must be the oldest request's.
@@ -289,17 +338,19 @@ async fn pipeline(
         }
         answers += 1;
         if next_request <= total {
-            client::feed(socket, client::mutation_message(session, next_request)).await?;
-            client::flush(socket).await?;
+            socket
+                .queue(client::mutation_message(session, next_request))
+                .await?;
+            socket.push_out().await?;
             in_flight.push_back((next_request, Instant::now()));
             next_request += 1;
         }
     }
     let finished = Instant::now();
     // A fence: nothing may arrive between the last answer and the ping's answer.
-    client::feed(socket, client::fence_message()).await?;
-    client::flush(socket).await?;
-    let text = client::next_text(socket).await?;
+    socket.queue(client::fence_message()).await?;
+    socket.push_out().await?;
+    let text = socket.next_frame().await?;
     let fence: Value = serde_json::from_str(&text).map_err(|e| format!("fence: {e}"))?;
     if fence["request"] != "fence" {
         return Err(format!("an extra frame after the last answer: {text}"));

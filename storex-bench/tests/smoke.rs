@@ -1,4 +1,5 @@
-//! The load generator on a tiny scale (debug build): every answer verified, counts exact.
+//! The load generator on a tiny scale (debug build): every answer verified, counts exact, over
+//! both transports.
 //! Timings are never asserted.
 
 // A test states what it expects by panicking on anything else.
@@ -16,7 +17,7 @@ use common::{runtime, start_server};
 fn round_trips_verify_every_answer() {
     let server = start_server(Tuning::default());
     runtime().block_on(async {
-        for target in [Target::Storex, Target::Echo] {
+        for target in [Target::Storex, Target::Events, Target::Echo] {
             for depth in [1, 4] {
                 let measure = RoundTrip {
                     target,

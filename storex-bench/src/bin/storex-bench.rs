@@ -18,6 +18,8 @@
 //!              [--rounds 5] (and the server and client flags above)
 //! storex-bench --scenario metrics [--connections 100] [--mutations 1000] [--depths 1,16]
 //!              [--rounds 5] (and the server and client flags above)
+//! storex-bench --scenario events [--connections 100] [--mutations 1000] [--depths 1,16]
+//!              [--rounds 5] (and the server and client flags above)
 //! storex-bench --scenario sizes [--sizes 100,10000,100000] [--connections 10] [--mutations 2000]
 //!              [--depths 1] [--rounds 5] [--vec-budget 2000000] (and the server and client
 //!              flags above)
@@ -193,6 +195,7 @@ fn parse() -> Result<Options, String> {
         "cluster",
         "durable",
         "metrics",
+        "events",
         "sizes",
     ];
     if !scenarios.contains(&options.scenario.as_str()) {
@@ -440,7 +443,12 @@ async fn durable_round_trips(options: &Options) -> Result<(), String> {
         "## Round trips with durable sessions: {} connections × {} mutations, durable vs not, alternated, {} rounds",
         options.connections, options.mutations, options.rounds
     );
-    paired_round_trips(options, ("durable", &durable), ("not durable", &plain)).await
+    paired_round_trips(
+        options,
+        ("durable", &durable, Target::Storex),
+        ("not durable", &plain, Target::Storex),
+    )
+    .await
 }
 
 /// Round trips with Prometheus metrics on against the same server without them, alternated:
@@ -458,7 +466,12 @@ async fn metrics_round_trips(options: &Options) -> Result<(), String> {
         "## Round trips with metrics: {} connections × {} mutations, metrics on vs off, alternated, {} rounds",
         options.connections, options.mutations, options.rounds
     );
-    paired_round_trips(options, ("metrics on", &counted), ("metrics off", &plain)).await?;
+    paired_round_trips(
+        options,
+        ("metrics on", &counted, Target::Storex),
+        ("metrics off", &plain, Target::Storex),
+    )
+    .await?;
     let text = storex_bench::client::http_get_text(counted.addr, "/metrics").await?;
     let ok = text
         .lines()
@@ -472,12 +485,29 @@ async fn metrics_round_trips(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-/// Round trips against two servers, alternated round by round (which goes first alternates
-/// too); a table of each round, then the first server's figures as a ratio to the second's.
+/// Round trips over the event-stream transport (SSE for the answers, a POST for each batch of
+/// mutations) against WebSocket round trips to the same server, alternated.
+async fn event_stream_round_trips(options: &Options) -> Result<(), String> {
+    let server = Server::start(options)?;
+    println!(
+        "## Round trips over the event stream: {} connections × {} mutations, SSE + POST vs WebSocket, one server, alternated, {} rounds",
+        options.connections, options.mutations, options.rounds
+    );
+    paired_round_trips(
+        options,
+        ("event stream", &server, Target::Events),
+        ("WebSocket", &server, Target::Storex),
+    )
+    .await
+}
+
+/// Round trips against two servers (or two transports), alternated round by round (which goes
+/// first alternates too); a table of each round, then the first's figures as a ratio to the
+/// second's.
 async fn paired_round_trips(
     options: &Options,
-    first: (&str, &Server),
-    second: (&str, &Server),
+    first: (&str, &Server, Target),
+    second: (&str, &Server, Target),
 ) -> Result<(), String> {
     println!();
     println!("| round | depth | server | answers/s | p50 | p99 | max |");
@@ -488,9 +518,9 @@ async fn paired_round_trips(
         for &depth in &options.depths {
             let order = alternated(round, [false, true]);
             for is_first in order {
-                let (label, server) = if is_first { first } else { second };
+                let (label, server, target) = if is_first { first } else { second };
                 let measure = RoundTrip {
-                    target: Target::Storex,
+                    target,
                     connections: options.connections,
                     mutations: options.mutations,
                     depth,
@@ -1050,6 +1080,9 @@ fn main() {
         }
         if options.scenario == "metrics" {
             return metrics_round_trips(&options).await;
+        }
+        if options.scenario == "events" {
+            return event_stream_round_trips(&options).await;
         }
         if options.scenario == "sizes" {
             return sizes_scenario(&options).await;
