@@ -231,8 +231,8 @@ impl Frames for EventSocket {
 
     /// Sends nothing yet: the frames go with the next `POST`, made before the client waits for
     /// the server (the answers already here are read first).
-    fn push_out(&mut self) -> impl Future<Output = Result<(), String>> {
-        async { Ok(()) }
+    async fn push_out(&mut self) -> Result<(), String> {
+        Ok(())
     }
 
     async fn next_frame(&mut self) -> Result<String, String> {

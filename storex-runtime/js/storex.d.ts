@@ -102,13 +102,14 @@ export interface SocketConnectorOptions {
    * falls back). 'sse': the event-stream transport only (a `GET <address>/sse` stream of server-sent
    * events for the server's frames, POSTs for the client's, over `fetch`; with http(s) for ws(s)).
    * 'auto': a WebSocket, and the event stream from then on for this connector when there is no
-   * WebSocket or `fallbackAfter` WebSockets in a row closed without opening (a proxy that strips
-   * `Upgrade`, say). Everything else (resume, ping, reconnect, the probe) is the same over both.
+   * WebSocket or `fallbackAfter` WebSockets in a row closed without opening while the server answered
+   * the probe's plain GET (a proxy that strips `Upgrade`, say; a server that is down does not count). Everything else (resume, ping, reconnect, the probe) is the same over both.
    */
   transport?: 'auto' | 'websocket' | 'sse'
   /**
    * With transport 'auto': how many WebSockets in a row must fail to open (close without having
-   * opened) before the connector moves to the event stream (default 2). One that opens resets the count.
+   * opened, the server answering HTTP) before the connector moves to the event stream (default 2).
+   * One that opens resets the count.
    */
   fallbackAfter?: number
   /** First reconnect delay in ms, doubled on each failed attempt (default 500). */

@@ -5,19 +5,21 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startExample, restartExample } from '../support/server.js'
 import { launchBrowser, openTab, expectText } from './browser.js'
+import { startBlockingProxy } from '../support/nginx.js'
 
 // The counter page in a fresh context whose pages run `init` before any of their scripts, with the
 // requests they make recorded (method and path).
-async function setup(t, init) {
+async function setup(t, init, through) {
   const browser = await launchBrowser(t)
   let server = await startExample('counter')
   t.after(() => server.stop())
+  const proxy = through && (await through(server, t))
   const context = await browser.newContext({ viewport: { width: 800, height: 700 } })
   await context.addInitScript(init)
   const requests = []
   context.on('request', (request) => requests.push(`${request.method()} ${new URL(request.url()).pathname}`))
-  const page = await openTab(context, server.url)
-  return { server, page, requests, restart: async () => (server = await restartExample(server)) }
+  const page = await openTab(context, (proxy || server).url)
+  return { server, proxy, page, requests, restart: async () => (server = await restartExample(server)) }
 }
 
 const streamRequests = (requests) => ({
@@ -81,5 +83,28 @@ test('a WebSocket that never opens: after two failures the page moves to the eve
   assert.deepEqual(await response.json(), { reached: 1 })
   await expectText(page, '#counter', '2')
   assert.equal(await page.evaluate(() => window.webSocketsMade), 2, 'no WebSocket after the fallback')
+  assert.deepEqual(page.errors, [])
+})
+
+test('behind nginx that does not pass WebSocket upgrades on, the page moves to the event stream and works through it', async (t) => {
+  const { proxy, page, requests } = await setup(t, () => {
+    window.webSocketsMade = 0
+    window.WebSocket = class extends window.WebSocket {
+      constructor(url, protocols) {
+        super(url, protocols)
+        window.webSocketsMade++
+      }
+    }
+  }, startBlockingProxy)
+  await expectText(page, '#status', 'connected')
+  await expectText(page, '#counter', '0')
+  assert.equal(await page.evaluate(() => window.webSocketsMade), 2, 'two WebSockets failed through nginx first')
+  assert.equal(streamRequests(requests).gets, 1)
+  await page.click('#increase')
+  await expectText(page, '#counter', '1')
+  // A server-side push reaches the page through nginx's proxied stream at once (not buffered).
+  const response = await fetch(`${proxy.url}/api/increase-all`, { method: 'POST' })
+  assert.deepEqual(await response.json(), { reached: 1 })
+  await expectText(page, '#counter', '2')
   assert.deepEqual(page.errors, [])
 })
