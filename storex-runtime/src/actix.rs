@@ -5,8 +5,8 @@
 //! socket into a [`Transport`]; every decision is the core's ([`Endpoint`]). This is the only
 //! module that names actix-web or actix-ws.
 
-use actix_web::http::header;
 use actix_web::http::StatusCode;
+use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
 use futures_util::{FutureExt, StreamExt};
@@ -67,7 +67,8 @@ pub fn try_scope(config: impl Into<Config>) -> Result<actix_web::Scope, Registry
         .route("/storex.js", web::get().to(client_js))
         .route("/sse", web::get().to(events))
         .route("/sse/{stream}", web::post().to(post))
-        .route("/sse/{stream}", web::delete().to(close_stream)))
+        .route("/sse/{stream}", web::delete().to(close_stream))
+        .route("/sse/{stream}", web::method(Method::OPTIONS).to(preflight)))
 }
 
 /// The route that serves `metrics` to Prometheus (cargo feature `metrics`): mount it where it
@@ -139,14 +140,15 @@ async fn entry(
     };
     let extensions = match endpoint.admit(&connect, kind) {
         Ok(extensions) => extensions,
-        Err(refusal) => return refused(refusal),
+        Err(refusal) => return with_cors(refused(refusal), &endpoint, &connect),
     };
     if !is_upgrade {
         let answer = endpoint.http_join(&connect, extensions).await;
         let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
-        return HttpResponse::build(status)
+        let response = HttpResponse::build(status)
             .content_type("application/json")
             .body(answer.body);
+        return with_cors(response, &endpoint, &connect);
     }
     let accepted = match endpoint.accept(&connect, extensions) {
         Ok(accepted) => accepted,
@@ -181,7 +183,7 @@ async fn events(request: HttpRequest, endpoint: web::Data<Endpoint>) -> HttpResp
         .and_then(|extensions| endpoint.accept(&connect, extensions));
     let accepted = match accepted {
         Ok(accepted) => accepted,
-        Err(refusal) => return refused(refusal),
+        Err(refusal) => return with_cors(refused(refusal), &endpoint, &connect),
     };
     let span = tracing::info_span!("connection", session = %accepted.session_id());
     span.in_scope(|| tracing::info!(peer = ?request.peer_addr(), "connected (event stream)"));
@@ -192,20 +194,27 @@ async fn events(request: HttpRequest, endpoint: web::Data<Endpoint>) -> HttpResp
     for header in crate::sse::HEADERS {
         response.insert_header(header);
     }
-    response.streaming(body.map(|event| Ok::<_, std::convert::Infallible>(web::Bytes::from(event))))
+    let response = response
+        .streaming(body.map(|event| Ok::<_, std::convert::Infallible>(web::Bytes::from(event))));
+    with_cors(response, &endpoint, &connect)
 }
 
 /// `POST <path>/sse/ID`: the client's frames, one per line, handed over as the body arrives.
 async fn post(
     request: HttpRequest,
     stream: web::Path<String>,
-    mut body: web::Payload,
+    body: web::Payload,
     endpoint: web::Data<Endpoint>,
 ) -> HttpResponse {
-    let mut post = match endpoint.post(&connect_request(&request), &stream) {
-        Ok(post) => post,
-        Err(refusal) => return refused(refusal),
+    let connect = connect_request(&request);
+    let response = match endpoint.post(&connect, &stream) {
+        Ok(post) => hand_over(post, body).await,
+        Err(refusal) => refused(refusal),
     };
+    with_cors(response, &endpoint, &connect)
+}
+
+async fn hand_over(mut post: crate::sse::Post, mut body: web::Payload) -> HttpResponse {
     while let Some(chunk) = body.next().await {
         let pushed = match chunk {
             Ok(chunk) => post.push(&chunk).await,
@@ -232,13 +241,44 @@ async fn close_stream(
     stream: web::Path<String>,
     endpoint: web::Data<Endpoint>,
 ) -> HttpResponse {
-    match endpoint
-        .close_stream(&connect_request(&request), &stream)
-        .await
-    {
+    let connect = connect_request(&request);
+    let response = match endpoint.close_stream(&connect, &stream).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(refusal) => refused(refusal),
+    };
+    with_cors(response, &endpoint, &connect)
+}
+
+/// `OPTIONS <path>/sse/ID`: the CORS preflight of a page of another origin, before its
+/// `DELETE` (its `POST`s need none).
+async fn preflight(request: HttpRequest, endpoint: web::Data<Endpoint>) -> HttpResponse {
+    match endpoint.preflight(&connect_request(&request)) {
+        Ok(headers) => {
+            let mut response = HttpResponse::NoContent();
+            for header in headers {
+                response.insert_header(header);
+            }
+            response.finish()
+        }
+        Err(refusal) => refused(refusal),
     }
+}
+
+/// `response` with the CORS headers the endpoint gives `request` (a page of another origin the
+/// policy admits reads the answer).
+fn with_cors(
+    mut response: HttpResponse,
+    endpoint: &Endpoint,
+    request: &ConnectRequest,
+) -> HttpResponse {
+    for (name, value) in endpoint.cors_headers(request) {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static(name), value);
+        }
+    }
+    response
 }
 
 fn post_refused(error: &crate::sse::PostError) -> HttpResponse {

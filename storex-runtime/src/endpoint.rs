@@ -239,6 +239,42 @@ impl Endpoint {
         ))
     }
 
+    /// The CORS headers of an answer to `request` over plain HTTP (the event stream, its
+    /// requests, the HTTP join): a page of another origin that the `Origin` policy admits (one
+    /// of [`Config::allowed_origins`], or any with [`Config::any_origin`]) may read the answer
+    /// with its credentials. None for a request without `Origin` or from an origin the policy
+    /// refuses (that request is refused anyway).
+    pub fn cors_headers(&self, request: &ConnectRequest) -> Vec<(&'static str, String)> {
+        match request.header("origin") {
+            Some(origin) if self.config().origin_allowed(request) => vec![
+                ("access-control-allow-origin", origin.to_owned()),
+                ("access-control-allow-credentials", "true".to_owned()),
+                ("vary", "Origin".to_owned()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The answer to a CORS preflight (`OPTIONS`) of the event stream's requests: the headers
+    /// that let an admitted origin send its `POST`s and `DELETE`, or 403 for one the `Origin`
+    /// policy refuses.
+    pub fn preflight(
+        &self,
+        request: &ConnectRequest,
+    ) -> Result<Vec<(&'static str, String)>, Refusal> {
+        self.check_origin(request, RequestKind::Connection)?;
+        let mut headers = self.cors_headers(request);
+        headers.extend([
+            (
+                "access-control-allow-methods",
+                "GET, POST, DELETE".to_owned(),
+            ),
+            ("access-control-allow-headers", "content-type".to_owned()),
+            ("access-control-max-age", "600".to_owned()),
+        ]);
+        Ok(headers)
+    }
+
     /// How many live connections the endpoint serves now, with every endpoint of its config's
     /// clones (those [`accept`](Self::accept)ed and not ended: a session that waits for its
     /// client to resume it is not one).

@@ -476,3 +476,80 @@ async fn a_resume_pings_the_stream_that_holds_the_session_and_a_live_one_keeps_i
         1
     );
 }
+
+#[actix_rt::test]
+async fn a_page_of_an_allowed_origin_may_read_the_answers_with_its_credentials() {
+    const APP: &str = "https://app.example";
+    let server = TestServer::start(Config::default().allowed_origins([APP]));
+    let http = awc::Client::builder().timeout(PATIENCE).finish();
+    let cors = |response: &awc::ClientResponse<_>| -> Vec<Option<String>> {
+        [
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+            "access-control-allow-methods",
+        ]
+        .iter()
+        .map(|name| {
+            response
+                .headers()
+                .get(*name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        })
+        .collect()
+    };
+    let allowed = |methods: Option<&str>| {
+        vec![
+            Some(APP.to_owned()),
+            Some("true".to_owned()),
+            methods.map(str::to_owned),
+        ]
+    };
+
+    // The stream and the requests to it.
+    let client = open_with(&sse_url(&server, ""), &[("origin", APP)])
+        .await
+        .expect("a stream");
+    let response = http
+        .post(&client.post_url)
+        .insert_header(("origin", APP))
+        .send_body("")
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(cors(&response), allowed(None));
+    // The DELETE's preflight.
+    let preflight = |origin: &'static str| {
+        http.request(actix_web::http::Method::OPTIONS, &client.post_url)
+            .insert_header(("origin", origin))
+            .insert_header(("access-control-request-method", "DELETE"))
+            .send()
+    };
+    let response = preflight(APP).await.unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(cors(&response), allowed(Some("GET, POST, DELETE")));
+    let response = preflight("https://evil.example").await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert_eq!(cors(&response), [None, None, None]);
+    // The HTTP join (and storex.js's probe) too; a refused origin gets no CORS headers.
+    let join = format!(
+        "{}&store={COUNTER}",
+        sse_url(&server, "").replace("/sse?", "?")
+    );
+    let response = http
+        .get(&join)
+        .insert_header(("origin", APP))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(cors(&response), allowed(None));
+    let response = http
+        .get(&join)
+        .insert_header(("origin", "https://evil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert_eq!(cors(&response), [None, None, None]);
+}
