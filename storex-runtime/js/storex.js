@@ -150,6 +150,7 @@ class EventStreamSocket {
     const url = httpOf(address).replace(/\/?(\?|$)/, '/sse$1') // <path>/sse?<query>
     this.go = (init, to = this.to) => fetch(to, { credentials: 'include', ...init })
     this.abort = new AbortController()
+    globalThis.addEventListener?.('pagehide', (this.hide = () => { this.bye(); this.end({ code: 1001, reason: 'the page went away' }) }))
     this.go({ headers: { Accept: 'text/event-stream' }, signal: this.abort.signal }, url)
       .then(async (response) => {
         if (!response.ok) throw response.status
@@ -200,10 +201,16 @@ class EventStreamSocket {
     this.out = null
   }
 
+  // The client's close: a DELETE (the session ends, as after a WebSocket's close frame). A page
+  // that goes away sends it too, as a browser closes its WebSockets.
   close() {
-    if (this.to && !this.done) this.go({ method: 'DELETE', keepalive: true }).catch(() => {})
+    this.bye()
     this.onclose = null
     this.end()
+  }
+
+  bye() {
+    if (this.to && !this.done) this.go({ method: 'DELETE', keepalive: true }).catch(() => {})
   }
 
   lost(error) {
@@ -214,6 +221,7 @@ class EventStreamSocket {
     if (this.done) return
     this.done = true
     this.abort.abort()
+    globalThis.removeEventListener?.('pagehide', this.hide)
     this.onclose?.(event)
   }
 }

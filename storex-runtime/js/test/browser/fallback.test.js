@@ -3,7 +3,7 @@
 // WebSocket never opens, runs over GET /storex/sse and POSTs.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startExample, restartExample } from '../support/server.js'
+import { startExample, restartExample, waitFor } from '../support/server.js'
 import { launchBrowser, openTab, expectText } from './browser.js'
 import { startBlockingProxy } from '../support/nginx.js'
 
@@ -60,6 +60,13 @@ test('without window.WebSocket the page runs over the event stream at once: clic
   await page.click('#increase')
   await expectText(page, '#counter', '1')
   assert.deepEqual(page.errors, [])
+  // Closing the page ends its session at once (its DELETE), as a WebSocket's close frame does; a
+  // stream only dropped would leave it detached, still reached by server-side mutations.
+  await page.close({ runBeforeUnload: true }) // closed as a user closes a tab: unload handlers run
+  await waitFor(async () => {
+    const answer = await fetch(`${server.url}/api/increase-all`, { method: 'POST' })
+    return (await answer.json()).reached === 0
+  }, 'the session to end with its page', 5000)
 })
 
 test('a WebSocket that never opens: after two failures the page moves to the event stream and works', async (t) => {

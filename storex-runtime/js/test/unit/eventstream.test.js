@@ -200,6 +200,30 @@ test('the socket: close() sends DELETE (keepalive) once open, aborts the stream,
   assert.deepEqual([early.fake.deletes.length, early.stream.aborted, early.events], [0, true, []], 'not open yet: no DELETE')
 })
 
+test('the socket: a page that goes away (pagehide) sends the DELETE and reports 1001; a closed socket listens no more', async (t) => {
+  const page = new EventTarget() // the window, for this test
+  const listening = () => page.listeners
+  const add = page.addEventListener.bind(page)
+  const remove = page.removeEventListener.bind(page)
+  page.listeners = 0
+  globalThis.addEventListener = (type, fn) => { page.listeners++; add(type, fn) }
+  globalThis.removeEventListener = (type, fn) => { page.listeners--; remove(type, fn) }
+  t.after(() => { delete globalThis.addEventListener; delete globalThis.removeEventListener })
+  const { fake, stream, events } = openSocket()
+  stream.open()
+  await flush()
+  assert.equal(listening(), 1)
+  page.dispatchEvent(new Event('pagehide'))
+  await flush()
+  assert.equal(fake.deletes.length, 1)
+  assert.equal(stream.aborted, true)
+  assert.deepEqual(events, [['open'], ['close', 1001, 'the page went away']])
+  assert.equal(listening(), 0, 'the listener goes with the socket')
+  const other = openSocket()
+  other.socket.close(1000)
+  assert.equal(listening(), 0)
+})
+
 // ---- the connector over it
 
 test('transport sse: open, the join goes by POST, commits with answers, a push', async (t) => {
