@@ -226,6 +226,19 @@ test('the socket: a page that goes away (pagehide) sends the DELETE and reports 
 
 // ---- the connector over it
 
+// A connector on the event stream whose store Counter joined (state 0) over stream `id`.
+async function joinedOverStream(t, id) {
+  const { clock, fake, connector } = setup(t, { transport: 'sse' })
+  const counter = useStorex({ store: 'Counter', connector })
+  fake.streams[0].open(id)
+  await flush()
+  fake.posts[0].answer()
+  answerTo(fake, fake.streams[0], 'join', { data: 0 })
+  await counter.ready
+  return { clock, fake, connector, counter }
+}
+
+
 test('transport sse: open, the join goes by POST, commits with answers, a push', async (t) => {
   const { fake, WebSocket, connector } = setup(t, { transport: 'sse' })
   const counter = useStorex({ store: 'Counter', params: { user: 1 }, connector })
@@ -302,13 +315,7 @@ test('transport sse: the close event reaches the connector: 4001 stops it as a W
 })
 
 test('transport sse: a close event 1001 reconnects over a new stream', async (t) => {
-  const { clock, fake, connector } = setup(t, { transport: 'sse' })
-  const counter = useStorex({ store: 'Counter', connector })
-  fake.streams[0].open()
-  await flush()
-  fake.posts[0].answer()
-  answerTo(fake, fake.streams[0], 'join', { data: 0 })
-  await counter.ready
+  const { clock, fake, connector, counter } = await joinedOverStream(t)
   fake.streams[0].push('event: close\ndata: {"code":1001,"reason":"The server is stopping."}\n\n')
   await flush()
   clock.tick(100)
@@ -394,13 +401,7 @@ test('transport sse: a GET refused with 403 is probed as a refused WebSocket is:
 })
 
 test('transport sse: the ping every pingInterval goes by POST; its pong keeps the stream', async (t) => {
-  const { clock, fake, connector } = setup(t, { transport: 'sse' })
-  const counter = useStorex({ store: 'Counter', connector })
-  fake.streams[0].open()
-  await flush()
-  fake.posts[0].answer()
-  answerTo(fake, fake.streams[0], 'join', { data: 0 })
-  await counter.ready
+  const { clock, fake, connector, counter } = await joinedOverStream(t)
   clock.tick(30000)
   await flush()
   assert.deepEqual(fake.posts[1].frames.map((frame) => frame.type), ['ping'])
@@ -414,13 +415,7 @@ test('transport sse: the ping every pingInterval goes by POST; its pong keeps th
 })
 
 test("client close: the last store's close() sends DELETE and aborts the stream", async (t) => {
-  const { fake, connector } = setup(t, { transport: 'sse' })
-  const counter = useStorex({ store: 'Counter', connector })
-  fake.streams[0].open('ID1')
-  await flush()
-  fake.posts[0].answer()
-  answerTo(fake, fake.streams[0], 'join', { data: 0 })
-  await counter.ready
+  const { fake, connector, counter } = await joinedOverStream(t, 'ID1')
   counter.close()
   await flush()
   assert.deepEqual(fake.deletes.map((call) => [call.url, call.init.keepalive]), [['http://test/storex/sse/ID1', true]])
