@@ -64,7 +64,8 @@
 //! ([`Config::before_mutation`], [`Config::after_mutation`]); [`Config::mutation_rate`],
 //! [`Config::max_connections`] and [`Config::max_connections_per_address`] limit abusive
 //! clients; with cargo feature `metrics`, `storex::metrics` counts what the endpoint does for
-//! Prometheus.
+//! Prometheus. Where a proxy blocks WebSockets, the same scope serves the protocol over
+//! Server-Sent Events and `POST`s ([`sse`]), and the browser client falls back to it by itself.
 //!
 //! Types in the browser: with cargo feature `ts`, `storex::ts` writes the TypeScript types of
 //! the stores marked `#[store(ts)]` (with ts-rs), which type the browser client's store name,
@@ -75,8 +76,9 @@
 //! [`Config::durable`] and `#[store(durable)]`), so that a client whose node died resumes on
 //! another one.
 //!
-//! Three modules are for those who extend the runtime: [`transport`] (serve the protocol over
-//! another transport or framework), [`backplane`] (carry server-side mutations to other nodes)
+//! Four modules are for those who extend the runtime: [`transport`] (serve the protocol over
+//! another transport or framework), [`sse`] (the event-stream transport, for another
+//! framework), [`backplane`] (carry server-side mutations to other nodes)
 //! and [`durable`] (save durable sessions elsewhere than Redis). The wire protocol, the
 //! architecture and the benchmarks are described in the repository's `docs/`.
 
