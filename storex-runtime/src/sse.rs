@@ -73,8 +73,7 @@ impl Streams {
     }
 
     /// Opens an event stream for a connection under `id` (random: it is the credential of the
-    /// stream's requests): the body and the transport that feeds it.
-    /// A comment goes out every `heartbeat` while the stream is quiet: a client that went
+    /// stream's requests): the body and the transport that feeds it. A comment goes out every `heartbeat` while the stream is quiet: a client that went
     /// away is only noticed when a write to it fails.
     pub(crate) fn open(
         self: &Arc<Self>,
