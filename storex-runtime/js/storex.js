@@ -150,7 +150,7 @@ class EventStreamSocket {
     const url = httpOf(address).replace(/\/?(\?|$)/, '/sse$1') // <path>/sse?<query>
     this.go = (init, to = this.to) => fetch(to, { credentials: 'include', ...init })
     this.abort = new AbortController()
-    globalThis.addEventListener?.('pagehide', (this.hide = () => { this.bye(); this.end({ code: 1001, reason: 'the page went away' }) }))
+    globalThis.addEventListener?.('pagehide', (this.hide = () => this.close()))
     this.go({ headers: { Accept: 'text/event-stream' }, signal: this.abort.signal }, url)
       .then(async (response) => {
         if (!response.ok) throw response.status
@@ -202,7 +202,9 @@ class EventStreamSocket {
   }
 
   // The client's close: a DELETE (the session ends, as after a WebSocket's close frame). A page
-  // that goes away sends it too, as a browser closes its WebSockets.
+  // that goes away sends it too, as a browser closes its WebSockets; the connector is not told, so
+  // it does not reconnect while the page unloads (a page restored from the back-forward cache finds
+  // the socket dead by its next ping, and reconnects).
   close() {
     this.bye()
     this.onclose = null

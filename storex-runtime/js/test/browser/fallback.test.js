@@ -60,13 +60,15 @@ test('without window.WebSocket the page runs over the event stream at once: clic
   await page.click('#increase')
   await expectText(page, '#counter', '1')
   assert.deepEqual(page.errors, [])
-  // Closing the page ends its session at once (its DELETE), as a WebSocket's close frame does; a
+  // Leaving the page ends its session at once (its DELETE), as a WebSocket's close frame does; a
   // stream only dropped would leave it detached, still reached by server-side mutations.
-  await page.close({ runBeforeUnload: true }) // closed as a user closes a tab: unload handlers run
+  const streams = streamRequests(requests).gets
+  await page.goto('about:blank') // the user leaves the page: pagehide runs
   await waitFor(async () => {
     const answer = await fetch(`${server.url}/api/increase-all`, { method: 'POST' })
     return (await answer.json()).reached === 0
   }, 'the session to end with its page', 5000)
+  assert.equal(streamRequests(requests).gets, streams, 'no new stream while the page went away')
 })
 
 test('a WebSocket that never opens: after two failures the page moves to the event stream and works', async (t) => {
