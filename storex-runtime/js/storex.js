@@ -206,13 +206,9 @@ class EventStreamSocket {
   // it does not reconnect while the page unloads (a page restored from the back-forward cache finds
   // the socket dead by its next ping, and reconnects).
   close() {
-    this.bye()
+    if (this.to && !this.done) this.go({ method: 'DELETE', keepalive: true }).catch(() => {})
     this.onclose = null
     this.end()
-  }
-
-  bye() {
-    if (this.to && !this.done) this.go({ method: 'DELETE', keepalive: true }).catch(() => {})
   }
 
   lost(error) {

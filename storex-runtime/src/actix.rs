@@ -206,7 +206,7 @@ async fn post(
     body: web::Payload,
     endpoint: web::Data<Endpoint>,
 ) -> HttpResponse {
-    let connect = connect_request(&request);
+    let connect = origin_request(&request);
     let response = match endpoint.post(&connect, &stream) {
         Ok(post) => hand_over(post, body).await,
         Err(refusal) => refused(refusal),
@@ -241,7 +241,7 @@ async fn close_stream(
     stream: web::Path<String>,
     endpoint: web::Data<Endpoint>,
 ) -> HttpResponse {
-    let connect = connect_request(&request);
+    let connect = origin_request(&request);
     let response = match endpoint.close_stream(&connect, &stream).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(refusal) => refused(refusal),
@@ -252,7 +252,7 @@ async fn close_stream(
 /// `OPTIONS <path>/sse/ID`: the CORS preflight of a page of another origin, before its
 /// `DELETE` (its `POST`s need none).
 async fn preflight(request: HttpRequest, endpoint: web::Data<Endpoint>) -> HttpResponse {
-    match endpoint.preflight(&connect_request(&request)) {
+    match endpoint.preflight(&origin_request(&request)) {
         Ok(headers) => {
             let mut response = HttpResponse::NoContent();
             for header in headers {
@@ -307,6 +307,19 @@ fn connect_request(request: &HttpRequest) -> ConnectRequest {
         .map(web::Query::into_inner)
         .unwrap_or_default();
     ConnectRequest::new(headers, query, request.peer_addr())
+}
+
+/// What the `Origin` policy reads of a request to an open stream (`Origin` and `Host`): the
+/// connect hook ran when the stream opened, so the rest is not copied on every `POST`.
+fn origin_request(request: &HttpRequest) -> ConnectRequest {
+    let headers = [header::ORIGIN, header::HOST]
+        .into_iter()
+        .filter_map(|name| {
+            let value = request.headers().get(&name)?.to_str().ok()?;
+            Some((name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect();
+    ConnectRequest::new(headers, Vec::new(), request.peer_addr())
 }
 
 /// An actix-ws socket as a [`Transport`].

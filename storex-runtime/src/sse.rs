@@ -226,8 +226,8 @@ impl Transport for Events {
     }
 }
 
-/// A frame as an SSE `message` event: a `data:` line per line of the text (the server's JSON
-/// has none, but a text that had them would still arrive whole).
+/// A frame as an SSE `message` event: a `data:` line per line of the text. The server's JSON
+/// has no line break; were there one, a client would read it back as `\n`.
 fn message_event(text: &str) -> String {
     let mut event = String::with_capacity(text.len() + 8);
     for line in text.split(['\n', '\r']) {

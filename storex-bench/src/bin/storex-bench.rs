@@ -439,12 +439,9 @@ async fn durable_round_trips(options: &Options) -> Result<(), String> {
         .server_env
         .push(("STOREX_BENCH_DURABLE".into(), "1".into()));
     let durable = Server::start_with(&durable_options, &["--redis", &url])?;
-    println!(
-        "## Round trips with durable sessions: {} connections × {} mutations, durable vs not, alternated, {} rounds",
-        options.connections, options.mutations, options.rounds
-    );
     paired_round_trips(
         options,
+        ("Round trips with durable sessions", "durable vs not"),
         ("durable", &durable, Target::Storex),
         ("not durable", &plain, Target::Storex),
     )
@@ -462,12 +459,9 @@ async fn metrics_round_trips(options: &Options) -> Result<(), String> {
         .server_env
         .push(("STOREX_BENCH_METRICS".into(), "1".into()));
     let counted = Server::start(&metrics_options)?;
-    println!(
-        "## Round trips with metrics: {} connections × {} mutations, metrics on vs off, alternated, {} rounds",
-        options.connections, options.mutations, options.rounds
-    );
     paired_round_trips(
         options,
+        ("Round trips with metrics", "metrics on vs off"),
         ("metrics on", &counted, Target::Storex),
         ("metrics off", &plain, Target::Storex),
     )
@@ -489,12 +483,12 @@ async fn metrics_round_trips(options: &Options) -> Result<(), String> {
 /// mutations) against WebSocket round trips to the same server, alternated.
 async fn event_stream_round_trips(options: &Options) -> Result<(), String> {
     let server = Server::start(options)?;
-    println!(
-        "## Round trips over the event stream: {} connections × {} mutations, SSE + POST vs WebSocket, one server, alternated, {} rounds",
-        options.connections, options.mutations, options.rounds
-    );
     paired_round_trips(
         options,
+        (
+            "Round trips over the event stream",
+            "SSE + POST vs WebSocket, one server",
+        ),
         ("event stream", &server, Target::Events),
         ("WebSocket", &server, Target::Storex),
     )
@@ -502,13 +496,18 @@ async fn event_stream_round_trips(options: &Options) -> Result<(), String> {
 }
 
 /// Round trips against two servers (or two transports), alternated round by round (which goes
-/// first alternates too); a table of each round, then the first's figures as a ratio to the
-/// second's.
+/// first alternates too): a heading (`title` and what is compared, `versus`), a table of each
+/// round, then the first's figures as a ratio to the second's.
 async fn paired_round_trips(
     options: &Options,
+    (title, versus): (&str, &str),
     first: (&str, &Server, Target),
     second: (&str, &Server, Target),
 ) -> Result<(), String> {
+    println!(
+        "## {title}: {} connections × {} mutations, {versus}, alternated, {} rounds",
+        options.connections, options.mutations, options.rounds
+    );
     println!();
     println!("| round | depth | server | answers/s | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|---|");
