@@ -64,6 +64,8 @@ struct End {
     detach: bool,
     /// Whether the close frame was sent already (the server ended the connection).
     sent: bool,
+    /// Whether it ends because server-side mutations did not fit the session's inbox.
+    overloaded: bool,
 }
 
 impl End {
@@ -73,6 +75,7 @@ impl End {
             close: Some(close),
             detach: false,
             sent: false,
+            overloaded: false,
         }
     }
 
@@ -82,6 +85,7 @@ impl End {
             close: None,
             detach: false,
             sent: false,
+            overloaded: false,
         }
     }
 
@@ -91,6 +95,7 @@ impl End {
             close: None,
             detach: true,
             sent: false,
+            overloaded: false,
         }
     }
 }
@@ -227,6 +232,11 @@ pub(crate) async fn drive(
     // The socket goes now, whatever the session does next (a detached one may wait minutes).
     drop(transport);
     if detach {
+        if end.overloaded {
+            // Commands that did not fit while the connection closed are the overload it
+            // closed for (counted once), not a new one that would end the waiting session.
+            watch.inbox.signal.lower(Signal::OVERLOADED);
+        }
         detached(connection, watch.inbox).await;
     } else {
         connection.close().await;
@@ -656,6 +666,7 @@ fn overloaded() -> End {
         )),
         detach: true,
         sent: false,
+        overloaded: true,
     }
 }
 
@@ -666,6 +677,7 @@ fn idle() -> End {
         close: Some(Close::new(CloseCode::NORMAL, "Idle timeout.")),
         detach: true,
         sent: false,
+        overloaded: false,
     }
 }
 

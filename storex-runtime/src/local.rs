@@ -212,6 +212,11 @@ impl Signal {
         self.wake.notify_one();
     }
 
+    /// Forgets `reason` if it was raised since the last look.
+    pub(crate) fn lower(&self, reason: u8) {
+        self.raised.fetch_and(!reason, Ordering::AcqRel);
+    }
+
     /// Waits for a wake-up; the reasons raised since the last call (possibly none: a wake-up
     /// whose reasons an earlier call took).
     pub(crate) async fn next(&self) -> u8 {
