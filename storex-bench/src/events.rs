@@ -210,9 +210,8 @@ impl EventSocket {
         let mut answer = Vec::new();
         let _ = tokio::time::timeout(PATIENCE, read_head(&mut self.post, &mut answer)).await;
     }
-}
 
-impl EventSocket {
+    /// POSTs the queued frames, if any.
     async fn send_queued(&mut self) -> Result<(), String> {
         if self.queued.is_empty() {
             return Ok(());

@@ -13,7 +13,7 @@ use futures_util::{FutureExt, StreamExt};
 use tracing::Instrument;
 
 use crate::config::{Config, ConnectRequest, Refusal};
-use crate::endpoint::{Endpoint, RequestKind};
+use crate::endpoint::{Accepted, Endpoint, RequestKind};
 use crate::registry::RegistryError;
 use crate::transport::{Close, CloseCode, Disconnected, Incoming, Transport};
 
@@ -164,15 +164,21 @@ async fn entry(
         .max_frame_size(max_frame)
         .aggregate_continuations()
         .max_continuation_size(max_frame);
-    let span = tracing::info_span!("connection", session = %accepted.session_id());
-    span.in_scope(|| tracing::info!(peer = ?request.peer_addr(), "connected"));
     let socket = WebSocket {
         session,
         stream,
         failed: false,
     };
+    let span = connected(&accepted, &request, "websocket");
     actix_web::rt::spawn(accepted.serve(socket).instrument(span));
     response
+}
+
+/// Logs an accepted connection; the span its task runs in, named after its session.
+fn connected(accepted: &Accepted, request: &HttpRequest, transport: &'static str) -> tracing::Span {
+    let span = tracing::info_span!("connection", session = %accepted.session_id());
+    span.in_scope(|| tracing::info!(peer = ?request.peer_addr(), transport, "connected"));
+    span
 }
 
 /// `GET <path>/sse`: a live connection over an event stream, admitted as an upgrade is.
@@ -185,8 +191,7 @@ async fn events(request: HttpRequest, endpoint: web::Data<Endpoint>) -> HttpResp
         Ok(accepted) => accepted,
         Err(refusal) => return with_cors(refused(refusal), &endpoint, &connect),
     };
-    let span = tracing::info_span!("connection", session = %accepted.session_id());
-    span.in_scope(|| tracing::info!(peer = ?request.peer_addr(), "connected (event stream)"));
+    let span = connected(&accepted, &request, "event stream");
     let (body, serve) = accepted.serve_events();
     actix_web::rt::spawn(serve.instrument(span));
     let mut response = HttpResponse::Ok();

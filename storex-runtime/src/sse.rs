@@ -73,8 +73,9 @@ impl Streams {
     }
 
     /// Opens an event stream for a connection under `id` (random: it is the credential of the
-    /// stream's requests): the body and the transport that feeds it. A comment goes out every `heartbeat` while the stream is quiet: a client that went
-    /// away is only noticed when a write to it fails.
+    /// stream's requests): the body and the transport that feeds it. A comment goes out every
+    /// `heartbeat` while the stream is quiet: a client that went away is only noticed when a
+    /// write to it fails.
     pub(crate) fn open(
         self: &Arc<Self>,
         id: Arc<str>,
@@ -365,8 +366,10 @@ mod tests {
         seen
     }
 
+    const ID: &str = "V1StGXR8_Z5jdHi6B-myT";
+
     fn open(streams: &Arc<Streams>) -> (EventStream, impl Transport) {
-        streams.open("V1StGXR8_Z5jdHi6B-myT".into(), Duration::from_secs(3600))
+        streams.open(ID.into(), Duration::from_secs(3600))
     }
 
     fn text(text: &str) -> Incoming {
@@ -382,7 +385,7 @@ mod tests {
             .strip_prefix("event: open\ndata: {\"stream\":\"")
             .and_then(|rest| rest.strip_suffix("\"}\n\n"))
             .unwrap();
-        assert_eq!(id.len(), 21);
+        assert_eq!(id, ID);
         assert!(streams.get(id).is_some());
         transport.send("{\"a\":1}".into()).await.unwrap();
         assert_eq!(body.next().await.unwrap(), "data: {\"a\":1}\n\n");
@@ -416,8 +419,7 @@ mod tests {
     async fn a_post_hands_over_each_line_in_order_across_chunks() {
         let streams = Arc::new(Streams::default());
         let (_body, mut transport) = open(&streams);
-        let id = streams.lock().keys().next().unwrap().clone();
-        let mut post = streams.post(&id, 64).unwrap();
+        let mut post = streams.post(ID, 64).unwrap();
         post.push(b"{\"one\":1}\r\n{\"tw").await.unwrap();
         post.push(b"o\":2}\n\n").await.unwrap();
         post.push(b"{\"three\":3}").await.unwrap();
@@ -431,9 +433,9 @@ mod tests {
             ]
         );
         // An empty request is a sign of life.
-        streams.post(&id, 64).unwrap().finish().await.unwrap();
+        streams.post(ID, 64).unwrap().finish().await.unwrap();
         assert_eq!(frames(&mut transport), [Incoming::Activity]);
-        assert!(streams.close(&id).await);
+        assert!(streams.close(ID).await);
         assert_eq!(frames(&mut transport), [Incoming::Closed]);
     }
 
@@ -441,8 +443,7 @@ mod tests {
     async fn a_line_too_long_or_not_utf8_is_a_violation() {
         let streams = Arc::new(Streams::default());
         let (_body, mut transport) = open(&streams);
-        let id = streams.lock().keys().next().unwrap().clone();
-        let mut post = streams.post(&id, 8).unwrap();
+        let mut post = streams.post(ID, 8).unwrap();
         post.push(b"12345").await.unwrap();
         assert_eq!(post.push(b"6789").await, Err(PostError::TooBig));
         drop(post); // the request ends: the next one may hand over its frames
@@ -450,7 +451,7 @@ mod tests {
             frames(&mut transport),
             [Incoming::Violation(Close::too_big())]
         );
-        let mut post = streams.post(&id, 8).unwrap();
+        let mut post = streams.post(ID, 8).unwrap();
         assert_eq!(post.push(b"\xff\xfe\n").await, Err(PostError::Malformed));
         assert_eq!(
             frames(&mut transport),
@@ -462,12 +463,11 @@ mod tests {
     async fn the_body_dropped_is_a_lost_connection_and_posts_find_no_stream() {
         let streams = Arc::new(Streams::default());
         let (body, mut transport) = open(&streams);
-        let id = streams.lock().keys().next().unwrap().clone();
         drop(body);
         assert_eq!(transport.recv().await, Incoming::Lost);
         assert!(transport.send("x".into()).await.is_err());
         drop(transport);
-        assert!(streams.post(&id, 8).is_none());
-        assert!(!streams.close(&id).await);
+        assert!(streams.post(ID, 8).is_none());
+        assert!(!streams.close(ID).await);
     }
 }

@@ -61,6 +61,7 @@ async fn a_connection_is_traced_without_its_values() {
     let log = captured.text();
     for expected in [
         "connected",
+        "transport=\"websocket\"",
         &format!("connection{{session={session}}}"),
         "join{",
         "store=Test.Counter",
